@@ -1,0 +1,23 @@
+"""Deterministic identifiers: the same notification or delivery always gets the same id."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def notification_id(document_id: str, version: int, partner_id: str) -> str:
+    """One notification per (document version, partner)."""
+    return f"ntf_{_digest(document_id, str(version), partner_id)}"
+
+
+def delivery_id(notification_id: str, channel_id: str) -> str:
+    """One delivery per (notification, channel); stable across retries and replays.
+
+    It is the webhook ``webhook-id`` and the email ``Message-ID``, so it holds no ``.``.
+    """
+    return f"dlv_{_digest(notification_id, channel_id)}"
+
+
+def _digest(*parts: str) -> str:
+    # NUL cannot occur in any of the parts, so distinct tuples never collide by concatenation.
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]

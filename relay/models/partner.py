@@ -1,0 +1,147 @@
+"""Partners (associations and parks): who their members are, what they want, where to send it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from relay.models.document import Audience, HttpURL, IndustryCode, RegionCode, Scale, Tag, Text
+
+PARTNER_ID = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+PartnerKind = Audience
+
+
+def _email(address: str) -> str:
+    address = address.strip()
+    if not EMAIL.match(address):
+        raise ValueError(f"{address!r} is not an email address")
+    return address
+
+
+def _whsec(secret: str) -> str:
+    if not secret.startswith("whsec_"):
+        raise ValueError("must start with 'whsec_' (Standard Webhooks secret)")
+    try:
+        raw = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the part after 'whsec_' must be base64") from None
+    if not 24 <= len(raw) <= 64:
+        raise ValueError(f"must hold 24 to 64 random bytes, not {len(raw)}")
+    return secret
+
+
+EmailAddress = Annotated[str, AfterValidator(_email)]
+WebhookSecret = Annotated[str, AfterValidator(_whsec)]
+
+
+class DeliveryMode(StrEnum):
+    immediate = "immediate"
+    digest = "digest"
+
+
+class Coverage(BaseModel):
+    """Who the partner's members are; an empty list means "we don't say"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    industries: list[IndustryCode] = Field(default_factory=list)
+    regions: list[RegionCode] = Field(default_factory=list)
+    parks: list[Text] = Field(default_factory=list)
+    scales: list[Scale] = Field(default_factory=list)
+
+
+class Interests(BaseModel):
+    """Which policy tags the partner wants (empty ``tags_any`` = everything)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tags_any: list[Tag] = Field(default_factory=list)
+    exclude_tags: list[Tag] = Field(default_factory=list)
+
+
+class DeliveryPrefs(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: DeliveryMode = DeliveryMode.immediate
+    digest_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _channel_id(kind: str, target: str) -> str:
+    return f"{kind}-{hashlib.sha256(target.encode()).hexdigest()[:10]}"
+
+
+class EmailChannel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["email"] = "email"
+    id: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9._-]{0,63}$")
+    to: list[EmailAddress] = Field(min_length=1, max_length=20)
+    disabled: bool = False
+
+    @model_validator(mode="after")
+    def _default_id(self) -> EmailChannel:
+        if not self.id:
+            object.__setattr__(self, "id", _channel_id("email", ",".join(sorted(self.to))))
+        return self
+
+    @property
+    def target(self) -> str:
+        return ", ".join(self.to)
+
+
+class WebhookChannel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["webhook"] = "webhook"
+    id: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9._-]{0,63}$")
+    url: HttpURL
+    secret: WebhookSecret = Field(repr=False)
+    disabled: bool = False
+
+    @model_validator(mode="after")
+    def _default_id(self) -> WebhookChannel:
+        if not self.id:
+            object.__setattr__(self, "id", _channel_id("webhook", self.url))
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.url
+
+
+Channel = Annotated[EmailChannel | WebhookChannel, Field(discriminator="type")]
+
+
+class Partner(BaseModel):
+    """An association or park subscribed to the relay (DESIGN §5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=PARTNER_ID)
+    kind: PartnerKind
+    name: Text
+    coverage: Coverage = Field(default_factory=Coverage)
+    interests: Interests = Field(default_factory=Interests)
+    paused: bool = False
+    delivery: DeliveryPrefs = Field(default_factory=DeliveryPrefs)
+    channels: list[Channel] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _unique_channel_ids(self) -> Partner:
+        seen: set[str] = set()
+        for i, ch in enumerate(self.channels):
+            if ch.id in seen:
+                raise ValueError(f"channels.{i}.id: {ch.id!r} is used twice")
+            seen.add(ch.id)
+        return self
+
+    def channel(self, channel_id: str) -> EmailChannel | WebhookChannel | None:
+        return next((c for c in self.channels if c.id == channel_id), None)

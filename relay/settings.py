@@ -1,0 +1,122 @@
+"""The one typed settings object, read once from ``RELAY_*`` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from relay.errors import ConfigError
+
+#: Like the best webhook services: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+#: Where the embedded broker listens, and so what every command talks to by default.
+EMBEDDED_BROKER_URL = "kafka://127.0.0.1:9092"
+
+
+class Profile(StrEnum):
+    """Tuning profile: ``dev`` for the embedded broker, ``production`` for Apache Kafka."""
+
+    dev = "dev"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob of the relay. Build it once with :func:`load_settings` and pass it down."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", frozen=True)
+
+    broker_url: str | None = None
+    profile: Profile = Profile.production
+    app_id: str = "policy-relay"
+    topic_partitions: int = Field(default=4, ge=1, le=256)
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    public_url: str | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    mail_from: str = "徐泾镇政务公开办（政策接力） <policy-relay@localhost>"
+
+    webhook_timeout: float = Field(default=15.0, gt=0)
+    allow_private_webhooks: bool = False
+
+    operator_token: SecretStr | None = None
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    partners_file: Path | None = None
+    data_dir: Path = Path(".relay")
+    log_level: str = "info"
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return tuple(float(p) for p in parts)
+            except ValueError:
+                raise ValueError(
+                    f"expected comma-separated seconds like '5,300,1800', got {value!r}"
+                ) from None
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _positive_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(v < 0 for v in value):
+            raise ValueError("retry delays must be zero or positive seconds")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("kafka://"):
+            raise ValueError(f"expected kafka://host:port, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_auth_pair(self) -> Settings:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("RELAY_SMTP_USERNAME and RELAY_SMTP_PASSWORD must be set together")
+        return self
+
+    @property
+    def broker(self) -> str:
+        """The broker URL every command uses; unset means the embedded broker."""
+        return self.broker_url or EMBEDDED_BROKER_URL
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker as aiokafka wants it (``host:port[,host:port]``)."""
+        return ",".join(part.removeprefix("kafka://") for part in self.broker.split(";"))
+
+    @property
+    def base_url(self) -> str:
+        """The URL partners use to reach the API (acknowledgement links point here)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.web_host in ("0.0.0.0", "::") else self.web_host
+        return f"http://{host}:{self.web_port}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment, failing with one line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        name = f"RELAY_{loc.upper()}" if loc else "RELAY_* settings"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+        raise ConfigError(f"{name}: {err['msg']}{shown}") from e
