@@ -90,6 +90,10 @@ class Settings(BaseSettings):
             raise ValueError("RELAY_SMTP_USERNAME and RELAY_SMTP_PASSWORD must be set together")
         return self
 
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
     @property
     def broker(self) -> str:
         """The broker URL every command uses; unset means the embedded broker."""

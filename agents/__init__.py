@@ -1,0 +1,16 @@
+"""Faust agents: glue between the relay's topics and its pure core."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from relay.app import Runtime
+
+
+def install(rt: Runtime) -> None:
+    """Register every agent on the runtime's app."""
+    from agents import delivery, documents
+
+    documents.install(rt)
+    delivery.install(rt)

@@ -1,0 +1,102 @@
+"""Intake (validate, route rejects) and match (dedupe, match, plan notifications) agents."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from faust.types import StreamT
+
+from relay import topics
+from relay.app import today_in_shanghai
+from relay.errors import InvalidEvent
+from relay.intake import parse_event
+from relay.logs import get_logger
+from relay.models import AuditRecord, DocumentEvent
+from relay.planning import DocumentState, plan_event
+
+if TYPE_CHECKING:
+    from relay.app import Runtime
+
+log = get_logger(__name__)
+
+
+def install(rt: Runtime) -> None:
+    app = rt.app
+
+    @app.agent(rt.topic(topics.DOCUMENTS), name="relay.intake")
+    async def intake(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            raw = event.value
+            try:
+                doc_event = parse_event(raw, today=today_in_shanghai(), checks=rt.checks)
+            except InvalidEvent as e:
+                await rt.reject(e, raw, event)
+                continue
+            except Exception as e:  # a bug must not lose the event: park it with the reason
+                log.exception("intake_failed")
+                await rt.reject(InvalidEvent("internal_error", f"intake failed: {e!r}"), raw, event)
+                continue
+            doc = doc_event.document
+            # Re-key by document id: the match agent's per-document state lives there.
+            await rt.send(topics.ACCEPTED, doc.id, doc_event.model_dump_json().encode())
+            await rt.audit(AuditRecord(
+                kind="event.accepted", at=datetime.now(UTC), event_id=doc_event.event_id,
+                document_id=doc.id, version=doc.version, detail=str(doc_event.type),
+            ))
+
+    @app.agent(rt.topic(topics.ACCEPTED), name="relay.match")
+    async def match(stream: StreamT[bytes]) -> None:
+        await rt.registry.wait_ready()
+        async for event in stream.events():
+            try:
+                await _match_one(rt, event.value)
+            except InvalidEvent as e:
+                await rt.reject(e, event.value, event)
+            except Exception as e:
+                log.exception("match_failed")
+                await rt.reject(InvalidEvent("internal_error", f"matching failed: {e!r}"),
+                                event.value, event)
+
+
+async def _match_one(rt: Runtime, raw: bytes) -> None:
+    doc_event = DocumentEvent.model_validate_json(raw)
+    doc = doc_event.document
+    stored = rt.documents.get(doc.id)
+    state = DocumentState.model_validate(stored) if stored else None
+    book = rt.registry.book
+    now = datetime.now(UTC)
+    plan = plan_event(
+        doc_event, state, book.match(doc), lookup=book.get, judge=book.judge, now=now
+    )
+    if plan.duplicate:
+        await rt.audit(AuditRecord(
+            kind="event.duplicate", at=now, event_id=doc_event.event_id, document_id=doc.id,
+            version=doc.version, detail="already processed; ignored",
+        ))
+        return
+    futures = [
+        await rt.topic(topics.NOTIFICATIONS).send(
+            key=n.partner_id.encode(), value=n.model_dump_json().encode()
+        )
+        for n in plan.notifications
+    ]
+    await asyncio.gather(*futures)
+    assert plan.state is not None
+    rt.documents[doc.id] = plan.state.model_dump(mode="json")
+    for n in plan.notifications:
+        await rt.audit(AuditRecord(
+            kind="notification.planned", at=now, event_id=doc_event.event_id,
+            document_id=doc.id, version=doc.version, partner_id=n.partner_id,
+            notification_id=n.notification_id, match=n.match,
+            deliveries=[d.delivery_id for d in n.deliveries], detail=str(n.type),
+        ))
+    await rt.audit(AuditRecord(
+        kind="document.matched", at=now, event_id=doc_event.event_id, document_id=doc.id,
+        version=doc.version,
+        deliveries=[d.delivery_id for n in plan.notifications for d in n.deliveries],
+        detail=f"{len(plan.notifications)} partners",
+    ))
+    log.info("document_matched", document_id=doc.id, version=doc.version,
+             partners=len(plan.notifications))

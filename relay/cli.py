@@ -1,0 +1,152 @@
+"""The `relay` command line (DESIGN §3): demo, dev, worker, publish, partners."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import NoReturn, TextIO
+
+from relay.errors import InvalidEvent, RelayError
+from relay.settings import Settings, load_settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage dump: "relay: error: ..." and exit 2.
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="relay", description="Policy Relay: carry government policies to the "
+                "associations and parks they concern.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("demo", help="run the whole relay on the embedded stack with samples, "
+                   "print the report and exit")
+    dev = sub.add_parser("dev", help="start the embedded stack and keep it running")
+    dev.add_argument("--partners", type=Path, metavar="FILE",
+                     help="partners file to load instead of the samples")
+    sub.add_parser("worker", help="run a worker configured from RELAY_* variables")
+    pub = sub.add_parser("publish", help="validate document events and publish them")
+    pub.add_argument("file", metavar="FILE|-", help="JSON object, JSON array or JSON lines")
+    partners = sub.add_parser("partners", help="import or list partners")
+    psub = partners.add_subparsers(dest="partners_command", required=True, parser_class=_Parser)
+    imp = psub.add_parser("import", help="validate a YAML/JSON partners file and load it")
+    imp.add_argument("file", type=Path, metavar="FILE")
+    psub.add_parser("list", help="list the partners the relay holds")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "dev" and args.partners is not None:
+            settings = settings.replace(partners_file=args.partners)
+        return run(args, settings, sys.stdout)
+    except RelayError as e:
+        print(f"relay: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    from relay import logs
+
+    logs.configure(settings.log_level)
+    if args.command == "worker":
+        from relay.worker import run_worker
+
+        return run_worker(settings)
+    if args.command == "demo":
+        from relay.demo import run_demo
+
+        return asyncio.run(run_demo(settings, out))
+    if args.command == "dev":
+        from relay.demo import run_dev
+
+        return asyncio.run(run_dev(settings, out))
+    if args.command == "publish":
+        return asyncio.run(publish(settings, args.file, out))
+    if args.command == "partners" and args.partners_command == "import":
+        return asyncio.run(import_partners(settings, args.file, out))
+    if args.command == "partners" and args.partners_command == "list":
+        return asyncio.run(list_partners(settings, out))
+    raise AssertionError(args)
+
+
+async def publish(settings: Settings, source: str, out: TextIO) -> int:
+    from relay import kafka, topics
+    from relay.app import today_in_shanghai
+    from relay.files import read_events
+    from relay.intake import default_checks, validate_event
+
+    if source == "-":
+        events = read_events(None, sys.stdin.read())
+    else:
+        events = read_events(Path(source))
+    today: date = today_in_shanghai()
+    accepted: list[tuple[str, str | None, bytes | None]] = []
+    rejected = 0
+    for ev in events:
+        try:
+            if ev.error:
+                raise InvalidEvent("not_json", ev.error)
+            event = validate_event(ev.data, today=today, checks=default_checks())
+        except InvalidEvent as e:
+            rejected += 1
+            print(f"rejected {ev.position}: [{e.reason}] {e.message}", file=out)
+            continue
+        accepted.append((topics.DOCUMENTS, event.document.id,
+                         event.model_dump_json().encode()))
+        print(f"accepted {ev.position}: {event.event_id} {event.type} {event.document.id} "
+              f"v{event.document.version}", file=out)
+    if accepted:
+        await kafka.ensure_topics(settings)
+        await kafka.produce(settings, accepted)
+    print(f"{len(accepted)} published, {rejected} rejected", file=out)
+    return 1 if rejected else 0
+
+
+async def import_partners(settings: Settings, path: Path, out: TextIO) -> int:
+    from relay import kafka, topics
+    from relay.files import load_partners
+
+    partners = load_partners(path)
+    await kafka.ensure_topics(settings)
+    await kafka.produce(settings, [(topics.PARTNERS, p.id, p.model_dump_json().encode())
+                                   for p in partners])
+    print(f"imported {len(partners)} partners from {path}", file=out)
+    return 0
+
+
+async def list_partners(settings: Settings, out: TextIO) -> int:
+    from pydantic import ValidationError
+
+    from relay import kafka, topics
+    from relay.registry import PartnerBook
+
+    book = PartnerBook()
+    for rec in await kafka.read_topic(settings, topics.PARTNERS):
+        try:
+            book.apply((rec.key or b"").decode(), rec.value)
+        except ValidationError:
+            continue
+    if not book.partners:
+        print("no partners", file=out)
+        return 0
+    for p in sorted(book.partners.values(), key=lambda p: p.id):
+        c = p.coverage
+        state = "paused" if p.paused else "active"
+        print(f"{p.id:36} {p.kind:11} {state:6} industries={','.join(c.industries) or '-'} "
+              f"regions={','.join(c.regions) or '-'} channels={len(p.channels)}  {p.name}",
+              file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""`relay demo` and `relay dev`: the embedded stack with sample partners and documents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from relay import kafka, report, topics
+from relay.embedded.stack import Stack
+from relay.files import load_partners, read_events
+from relay.models import FINAL_STATUSES, AuditRecord, DeliveryStatus
+from relay.progress import Progress
+from relay.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_PARTNERS = ROOT / "config" / "partners.yaml"
+SAMPLE_DOCUMENTS = ROOT / "examples" / "documents"
+
+
+async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) -> int:
+    """Start the stack, publish the samples, wait for every delivery to settle, report."""
+    t0 = time.monotonic()
+    partners = load_partners(settings.partners_file or SAMPLE_PARTNERS)
+    files = sorted(SAMPLE_DOCUMENTS.glob("*.json"))
+    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+    say("Policy Relay demo — embedded broker (in memory: it forgets everything when it stops)")
+    async with Stack(settings, partners, run_dir=settings.data_dir / "demo",
+                     flexible_ports=True) as stack:
+        say(f"  broker {stack.broker_url} · worker {stack.web_url} · "
+            f"{len(partners)} sample partners loaded ({time.monotonic() - t0:.1f}s)")
+        records: list[tuple[str, str | None, bytes | None]] = []
+        expected: list[str] = []
+        titles: dict[str, str] = {}
+        for path in files:
+            for ev in read_events(path):
+                data = ev.data if isinstance(ev.data, dict) else {}
+                doc = data.get("document") if isinstance(data.get("document"), dict) else {}
+                eid = data.get("event_id")
+                if isinstance(eid, str):
+                    expected.append(eid)
+                    titles[eid] = (f"■ {path.name}: {doc.get('id')} v{doc.get('version')} "
+                                   f"{data.get('type')} — {doc.get('title')}")
+                # Published as they are, invalid ones included: the worker must refuse them.
+                records.append((topics.DOCUMENTS, doc.get("id"),
+                                json.dumps(ev.data, ensure_ascii=False).encode()))
+        await kafka.produce(stack.worker_settings or settings, records)
+        say(f"  published {len(records)} sample document events; waiting for deliveries…")
+        progress = Progress(expected)
+
+        def on_record(rec: kafka.Record) -> None:
+            try:
+                progress.add(AuditRecord.model_validate_json(rec.value or b""))
+            except ValidationError:
+                pass
+
+        settled = await kafka.follow(stack.worker_settings or settings, topics.AUDIT,
+                                     on_record, lambda: progress.settled, timeout)
+        say(report.render(progress, titles))
+        say("")
+        outcomes = list(progress.outcomes.values())
+        delivered = sum(o.status == DeliveryStatus.delivered for o in outcomes)
+        verified = sum(h.verified for h in stack.hooks.received)
+        mails = len(stack.smtp.received) if stack.smtp else 0
+        say(f"Deliveries: {delivered} delivered of {len(outcomes)} settled "
+            f"({len(progress.pending())} still pending). Webhooks verified by the sink "
+            f"(standardwebhooks): {verified}. Emails received: {mails}"
+            + (f", saved in {stack.mail_dir}/" if stack.smtp else "") + ".")
+        say(f"Worker log: {stack.worker_log}. Took {time.monotonic() - t0:.1f}s.")
+        if not settled:
+            say(f"relay demo: not settled after {timeout:.0f}s: events "
+                f"{progress.unsettled_events()} / deliveries {progress.pending()[:5]}")
+            return 1
+        bad = [o for o in outcomes if o.status in FINAL_STATUSES
+               and o.status != DeliveryStatus.delivered]
+        if bad:
+            say(f"relay demo: {len(bad)} deliveries did not succeed, e.g. "
+                f"{bad[0].delivery_id}: {bad[0].detail}")
+            return 1
+        return 0
+
+
+async def run_dev(settings: Settings, out: TextIO) -> int:
+    """Start the stack and keep it running until Ctrl-C."""
+    partners = load_partners(settings.partners_file or SAMPLE_PARTNERS)
+    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+    async with Stack(settings, partners, run_dir=settings.data_dir / "dev") as stack:
+        say("Policy Relay dev stack is up (the embedded broker is in memory: it forgets "
+            "everything when it stops).")
+        say(f"  dashboard   {stack.web_url}/")
+        say(f"  API docs    {stack.web_url}/docs")
+        say(f"  broker      {stack.broker_url}")
+        if stack.smtp:
+            say(f"  SMTP sink   {stack.smtp.host}:{stack.smtp.port} → {stack.mail_dir}/")
+        say(f"  webhooks    {stack.hooks.url_for('<partner-id>')} (verifies signatures)")
+        say(f"  worker log  {stack.worker_log}")
+        say(f"  partners    {len(partners)} loaded")
+        say("Publish with: relay publish examples/documents/02-ic-industry-support.json")
+        say("Press Ctrl-C to stop.")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        while not stop.is_set():
+            if stack.worker is not None and stack.worker.poll() is not None:
+                say(f"relay dev: the worker exited with code {stack.worker.returncode}; "
+                    f"see {stack.worker_log}")
+                return 1
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except TimeoutError:
+                pass
+        say("stopping…")
+    return 0

@@ -1,0 +1,1 @@
+"""The embedded stack of `relay dev` / `relay demo`: broker, SMTP sink, webhook sink, worker."""

@@ -1,0 +1,203 @@
+"""Starting and stopping the whole embedded stack: broker, sinks, partners, worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from relay import kafka, topics
+from relay.embedded.broker import (
+    EmbeddedBroker,
+    die_with_parent,
+    free_port,
+    port_is_free,
+    stop_process,
+)
+from relay.embedded.sinks import SMTPSink, WebhookSink
+from relay.errors import RelayError
+from relay.models import Partner, WebhookChannel
+from relay.settings import EMBEDDED_BROKER_URL, Settings
+
+#: Reserved documentation domains (RFC 2606): nothing real answers there, so dev and demo
+#: send their webhooks to the local sink instead.
+EXAMPLE_DOMAINS = ("example.org", "example.com", "example.net")
+
+
+def is_example_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in EXAMPLE_DOMAINS)
+
+
+def redirect_examples(partners: list[Partner], sink: WebhookSink) -> list[Partner]:
+    """Point every example-domain webhook at the sink, registering its secret there."""
+    out = []
+    for p in partners:
+        channels = []
+        for i, ch in enumerate(p.channels):
+            if isinstance(ch, WebhookChannel) and is_example_url(ch.url):
+                key = p.id if i == _first_webhook(p) else f"{p.id}--{ch.id}"
+                sink.secrets[key] = ch.secret
+                ch = ch.model_copy(update={"url": sink.url_for(key)})
+            channels.append(ch)
+        out.append(p.model_copy(update={"channels": channels}))
+    return out
+
+
+def _first_webhook(p: Partner) -> int:
+    return next(i for i, c in enumerate(p.channels) if isinstance(c, WebhookChannel))
+
+
+async def import_partners(settings: Settings, partners: list[Partner]) -> None:
+    await kafka.produce(
+        settings,
+        [(topics.PARTNERS, p.id, p.model_dump_json().encode()) for p in partners],
+    )
+
+
+@dataclass
+class Stack:
+    """The embedded stack; use as ``async with Stack(...) as stack``."""
+
+    settings: Settings
+    partners: list[Partner]
+    run_dir: Path
+    #: demo picks free ports when the defaults are taken; dev insists on the defaults.
+    flexible_ports: bool = False
+    broker: EmbeddedBroker | None = None
+    smtp: SMTPSink | None = None
+    hooks: WebhookSink = field(default_factory=lambda: WebhookSink(secrets={}))
+    worker: subprocess.Popen[bytes] | None = None
+    worker_settings: Settings | None = None
+
+    @property
+    def worker_log(self) -> Path:
+        return self.run_dir / "worker.log"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.run_dir / "mail"
+
+    async def __aenter__(self) -> Stack:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.mail_dir.glob("*.eml"):
+            old.unlink()
+        s = self.settings
+        updates: dict[str, object] = {"profile": "dev", "allow_private_webhooks": True}
+        if s.broker_url is None:
+            port = 9092
+            if self.flexible_ports and not port_is_free("127.0.0.1", port):
+                port = free_port()
+            self.broker = EmbeddedBroker(port=port, log_path=self.run_dir / "broker.log")
+            await self.broker.start()
+            updates["broker_url"] = self.broker.url
+        if s.smtp_host is None:
+            self.smtp = SMTPSink(self.mail_dir)
+            self.smtp.start()
+            updates.update(smtp_host=self.smtp.host, smtp_port=self.smtp.port,
+                           smtp_username=None, smtp_password=None, smtp_starttls=False)
+        if self.flexible_ports and not port_is_free(s.web_host, s.web_port):
+            updates["web_port"] = free_port(s.web_host)
+        self.worker_settings = ws = s.replace(**updates)
+        await self.hooks.start()
+        self.partners = redirect_examples(self.partners, self.hooks)
+        await kafka.ensure_topics(ws)
+        await import_partners(ws, self.partners)
+        self.start_worker()
+        await self.wait_ready()
+
+    def worker_env(self) -> dict[str, str]:
+        ws = self.worker_settings
+        assert ws is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        values: dict[str, object] = {
+            "BROKER_URL": ws.broker, "PROFILE": ws.profile.value, "APP_ID": ws.app_id,
+            "TOPIC_PARTITIONS": ws.topic_partitions, "WEB_HOST": ws.web_host,
+            "WEB_PORT": ws.web_port, "SMTP_HOST": ws.smtp_host, "SMTP_PORT": ws.smtp_port,
+            "SMTP_USERNAME": ws.smtp_username, "SMTP_STARTTLS": str(ws.smtp_starttls).lower(),
+            "MAIL_FROM": ws.mail_from, "ALLOW_PRIVATE_WEBHOOKS": "true",
+            "RETRY_SCHEDULE": ",".join(f"{v:g}" for v in ws.retry_schedule),
+            "DATA_DIR": str(self.run_dir), "LOG_LEVEL": ws.log_level,
+            "PUBLIC_URL": ws.public_url,
+        }
+        if ws.smtp_password is not None:
+            values["SMTP_PASSWORD"] = ws.smtp_password.get_secret_value()
+        if ws.operator_token is not None:
+            values["OPERATOR_TOKEN"] = ws.operator_token.get_secret_value()
+        env.update({f"RELAY_{k}": str(v) for k, v in values.items() if v is not None})
+        return env
+
+    def start_worker(self) -> None:
+        log = open(self.worker_log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.worker = subprocess.Popen(
+                [sys.executable, "-m", "relay", "worker"],
+                env=self.worker_env(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,  # noqa: PLW1509
+            )
+        finally:
+            log.close()
+
+    @property
+    def web_url(self) -> str:
+        assert self.worker_settings is not None
+        return self.worker_settings.base_url
+
+    async def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait for the worker's /readyz; fail with the end of its log if it dies."""
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if self.worker is not None and self.worker.poll() is not None:
+                    raise RelayError(
+                        f"the worker exited with code {self.worker.returncode}; "
+                        f"last lines of {self.worker_log}:\n{self.log_tail()}"
+                    )
+                try:
+                    async with http.get(f"{self.web_url}/readyz",
+                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
+                        if r.status == 200:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RelayError(f"the worker was not ready after {timeout:.0f}s; see "
+                                     f"{self.worker_log}")
+                await asyncio.sleep(0.25)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.worker_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    async def stop(self) -> None:
+        stop_process(self.worker, timeout=15)
+        self.worker = None
+        await self.hooks.stop()
+        if self.smtp is not None:
+            self.smtp.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+    @property
+    def broker_url(self) -> str:
+        return self.worker_settings.broker if self.worker_settings else EMBEDDED_BROKER_URL

@@ -1,0 +1,170 @@
+"""Thin aiokafka helpers for commands outside the worker: create topics, produce, read a topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from relay import topics
+from relay.errors import RelayError
+from relay.settings import Settings
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+
+
+def _unreachable(settings: Settings, e: Exception) -> RelayError:
+    hint = (
+        " (is `relay dev` running?)" if settings.broker_url is None else ""
+    )
+    return RelayError(f"cannot reach the broker at {settings.broker}{hint}: {e}")
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create every relay topic that does not exist yet, with its partition count.
+
+    Declaring them up front matters on the embedded broker, which auto-creates unknown
+    topics with 4 partitions on first mention.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000
+    )
+    try:
+        await admin.start()
+    except KafkaError as e:
+        raise _unreachable(settings, e) from e
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions or settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+            )
+            for spec in topics.ALL
+            if spec.name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+    finally:
+        await admin.close()
+
+
+async def produce(settings: Settings, records: Iterable[tuple[str, str | None, bytes | None]]) -> None:
+    """Send (topic, key, value) records and wait until the broker has every one."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", request_timeout_ms=15_000
+    )
+    try:
+        await producer.start()
+    except KafkaConnectionError as e:
+        await producer.stop()
+        raise _unreachable(settings, e) from e
+    try:
+        futures = [
+            await producer.send(topic, value=value, key=key.encode() if key is not None else None)
+            for topic, key, value in records
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(settings: Settings, topic: str, timeout: float = 15.0) -> list[Record]:
+    """Every record of ``topic`` from the beginning up to its current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        await consumer.start()
+    except KafkaConnectionError as e:
+        await consumer.stop()
+        raise _unreachable(settings, e) from e
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        # The embedded broker's ListOffsets answers the base offset of the last batch + 1,
+        # not the true end, so read until the highwater mark that fetch responses carry.
+        out: list[Record] = []
+        remaining = set(tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while remaining:
+            if loop.time() > deadline:
+                raise RelayError(f"timed out reading {topic}")
+            batch = await consumer.getmany(*remaining, timeout_ms=200)
+            for msgs in batch.values():
+                out.extend(
+                    Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                    for m in msgs
+                )
+            for tp in list(remaining):
+                hw = consumer.highwater(tp)
+                if hw is not None and await consumer.position(tp) >= hw:
+                    remaining.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def follow(
+    settings: Settings,
+    topic: str,
+    on_record: Callable[[Record], None],
+    until: Callable[[], bool],
+    timeout: float,
+) -> bool:
+    """Feed every record of ``topic`` (from the beginning) to ``on_record`` until ``until()``.
+
+    Returns False if ``timeout`` seconds pass first.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        await consumer.start()
+    except KafkaConnectionError as e:
+        await consumer.stop()
+        raise _unreachable(settings, e) from e
+    try:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not until():
+            if loop.time() > deadline:
+                return False
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                for m in msgs:
+                    on_record(Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+        return True
+    finally:
+        await consumer.stop()

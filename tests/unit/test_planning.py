@@ -1,0 +1,104 @@
+"""Planning notifications: dedupe, versions, revisions and repeals reaching prior recipients."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.errors import InvalidEvent
+from relay.matching.reference import match_all, match_partner
+from relay.models import NoticeType
+from relay.planning import DocumentState, plan_event
+from tests.unit.factories import NOW, event_model, partner
+
+
+def plan(ev, state, partners):
+    book = {p.id: p for p in partners}
+    return plan_event(ev, state, match_all(ev.document, partners), lookup=book.get,
+                      judge=match_partner, now=NOW)
+
+
+def test_first_publication_notifies_matches_with_one_delivery_per_channel() -> None:
+    ps = [partner("pa", coverage={"regions": ["310118106"]}),
+          partner("pb", coverage={"regions": ["310118107"]})]
+    result = plan(event_model(scope={"regions": ["310118"]}), None, ps)
+    assert [n.partner_id for n in result.notifications] == ["pa", "pb"]
+    n = result.notifications[0]
+    assert n.type == NoticeType.relayed
+    assert {d.channel_type for d in n.deliveries} == {"email", "webhook"}
+    assert len({d.delivery_id for d in n.deliveries}) == 2
+    assert result.state is not None and result.state.recipients == {"pa": 1, "pb": 1}
+
+
+def test_delivery_ids_are_stable_across_replans() -> None:
+    ps = [partner("pa")]
+    one = plan(event_model(), None, ps).notifications[0].deliveries
+    two = plan(event_model(), None, ps).notifications[0].deliveries
+    assert one == two
+
+
+def test_same_event_id_twice_is_a_duplicate() -> None:
+    ps = [partner("pa")]
+    first = plan(event_model(), None, ps)
+    again = plan(event_model(), first.state, ps)
+    assert again.duplicate
+    assert again.notifications == []
+
+
+def test_same_version_under_a_new_event_id_is_refused() -> None:
+    ps = [partner("pa")]
+    first = plan(event_model(), None, ps)
+    with pytest.raises(InvalidEvent) as info:
+        plan(event_model(event_id="ev-2"), first.state, ps)
+    assert info.value.reason == "stale_version"
+
+
+def test_revision_reaches_prior_recipients_outside_the_new_scope() -> None:
+    a = partner("pa", coverage={"regions": ["310118106"]})
+    b = partner("pb", coverage={"regions": ["310118107"]})
+    first = plan(event_model(scope={"regions": ["310118"]}), None, [a, b])
+    revised = event_model(type="document.revised", event_id="ev-2", version=2,
+                          scope={"regions": ["310118106"]}, changes="缩小范围")
+    result = plan(revised, first.state, [a, b])
+    by_id = {n.partner_id: n for n in result.notifications}
+    assert set(by_id) == {"pa", "pb"}
+    assert by_id["pa"].type == NoticeType.revised and not by_id["pa"].prior_recipient_only
+    assert by_id["pb"].prior_recipient_only
+    assert by_id["pb"].previous_version == 1
+    assert by_id["pa"].deliveries[0].delivery_id != first.notifications[0].deliveries[0].delivery_id
+
+
+def test_repeal_reaches_exactly_the_prior_recipients() -> None:
+    a = partner("pa", coverage={"regions": ["310118106"]})
+    late = partner("late", coverage={"regions": ["310118106"]})
+    first = plan(event_model(scope={"regions": ["310118106"]}), None, [a])
+    result = plan(event_model(type="document.repealed", event_id="ev-3"), first.state, [a, late])
+    assert [n.partner_id for n in result.notifications] == ["pa"]
+    assert result.notifications[0].type == NoticeType.repealed
+    assert result.state is not None and result.state.repealed
+
+
+def test_paused_prior_recipient_receives_nothing() -> None:
+    a = partner("pa")
+    first = plan(event_model(), None, [a])
+    paused = a.model_copy(update={"paused": True})
+    result = plan(event_model(type="document.repealed", event_id="ev-3"), first.state, [paused])
+    assert result.notifications == []
+
+
+def test_repeal_of_unknown_document_is_refused() -> None:
+    with pytest.raises(InvalidEvent) as info:
+        plan(event_model(type="document.repealed"), None, [partner("pa")])
+    assert info.value.reason == "unknown_document"
+
+
+def test_nothing_follows_a_repeal() -> None:
+    state = DocumentState(document_id="DOC-1", version=1, repealed=True, event_ids=["x"])
+    with pytest.raises(InvalidEvent) as info:
+        plan(event_model(type="document.revised", event_id="ev-9", version=2), state, [])
+    assert info.value.reason == "repealed"
+
+
+def test_disabled_channels_get_no_delivery() -> None:
+    p = partner("pa", channels=[{"type": "email", "to": ["pa@example.org"], "disabled": True}])
+    result = plan(event_model(), None, [p])
+    assert result.notifications[0].deliveries == []
