@@ -71,6 +71,8 @@ class Stack:
     run_dir: Path
     #: demo picks free ports when the defaults are taken; dev insists on the defaults.
     flexible_ports: bool = False
+    #: Where the embedded broker listens (tests pass a free port).
+    broker_port: int = 9092
     broker: EmbeddedBroker | None = None
     smtp: SMTPSink | None = None
     hooks: WebhookSink = field(default_factory=lambda: WebhookSink(secrets={}))
@@ -103,7 +105,7 @@ class Stack:
         s = self.settings
         updates: dict[str, object] = {"profile": "dev", "allow_private_webhooks": True}
         if s.broker_url is None:
-            port = 9092
+            port = self.broker_port
             if self.flexible_ports and not port_is_free("127.0.0.1", port):
                 port = free_port()
             self.broker = EmbeddedBroker(port=port, log_path=self.run_dir / "broker.log")

@@ -1,0 +1,102 @@
+"""One embedded stack per test session: real Tansu broker, real worker process, real receivers.
+
+The sample partners of config/partners.yaml are loaded, with their webhooks pointed at a
+verifying receiver and their email going to an aiosmtpd recorder owned by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from relay import kafka, topics
+from relay.embedded.broker import free_port
+from relay.embedded.stack import Stack
+from relay.files import load_partners
+from relay.models import AuditRecord, WebhookChannel
+from relay.progress import Progress
+from relay.settings import Settings
+from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "examples" / "documents"
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DOCS / name).read_text(encoding="utf-8"))
+    return data
+
+
+def renamed(event: dict[str, Any], doc_id: str, event_id: str | None = None) -> dict[str, Any]:
+    """A copy of a sample event under a fresh document id, so tests do not share documents."""
+    out = json.loads(json.dumps(event))
+    out["document"]["id"] = doc_id
+    out["event_id"] = event_id or str(uuid.uuid4())
+    return out
+
+
+@dataclass
+class RelayUnderTest:
+    stack: Stack
+    hooks: WebhookReceiver
+    smtp: SMTPRecorder
+    settings: Settings
+
+    async def publish(self, *records: tuple[str | None, bytes]) -> None:
+        await kafka.produce(self.settings, [(topics.DOCUMENTS, k, v) for k, v in records])
+
+    async def publish_events(self, *events: dict[str, Any]) -> None:
+        await self.publish(*[
+            (e["document"]["id"], json.dumps(e, ensure_ascii=False).encode()) for e in events
+        ])
+
+    async def settle(self, event_ids: list[str], timeout: float = 60.0) -> Progress:
+        progress = Progress(event_ids)
+
+        def on_record(rec: kafka.Record) -> None:
+            progress.add(AuditRecord.model_validate_json(rec.value or b""))
+
+        ok = await kafka.follow(self.settings, topics.AUDIT, on_record,
+                                lambda: progress.settled, timeout)
+        assert ok, f"not settled: {progress.unsettled_events()} {progress.pending()[:5]}"
+        return progress
+
+    async def rejections(self) -> list[dict[str, Any]]:
+        return [json.loads(r.value or b"{}")
+                for r in await kafka.read_topic(self.settings, topics.REJECTED)]
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RelayUnderTest]:
+    partners = load_partners(ROOT / "config" / "partners.yaml")
+    secrets = {
+        f"/hooks/{p.id}": ch.secret
+        for p in partners for ch in p.channels if isinstance(ch, WebhookChannel)
+    }
+    run_dir = tmp_path_factory.mktemp("relay")
+    with SMTPRecorder() as smtp:
+        async with WebhookReceiver(secrets) as hooks:
+            partners = [
+                p.model_copy(update={"channels": [
+                    ch.model_copy(update={"url": hooks.url_for(f"/hooks/{p.id}")})
+                    if isinstance(ch, WebhookChannel) else ch
+                    for ch in p.channels
+                ]})
+                for p in partners
+            ]
+            settings = Settings(
+                app_id=f"relay-test-{uuid.uuid4().hex[:8]}", web_port=free_port(),
+                smtp_host=smtp.host, smtp_port=smtp.port, data_dir=run_dir,
+                retry_schedule=(0.5, 1.0),
+            )
+            stack = Stack(settings, partners, run_dir=run_dir, broker_port=free_port())
+            async with stack:
+                assert stack.worker_settings is not None
+                yield RelayUnderTest(stack, hooks, smtp, stack.worker_settings)
