@@ -96,7 +96,7 @@ def test_signing_needs_at_least_one_secret() -> None:
     with pytest.raises(ValueError):
         signing.signature_header([], "dlv_x", 1, BODY)
     with pytest.raises(TypeError):
-        signing.signature_header(signing.new_secret(), "dlv_x", 1, BODY)  # type: ignore[arg-type]
+        signing.signature_header(signing.new_secret(), "dlv_x", 1, BODY)
 
 
 @given(body=st.binary(max_size=512).map(lambda b: b.decode("latin-1").encode("utf-8")))
