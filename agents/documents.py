@@ -41,10 +41,16 @@ def install(rt: Runtime) -> None:
             doc = doc_event.document
             # Re-key by document id: the match agent's per-document state lives there.
             await rt.send(topics.ACCEPTED, doc.id, doc_event.model_dump_json().encode())
-            await rt.audit(AuditRecord(
-                kind="event.accepted", at=datetime.now(UTC), event_id=doc_event.event_id,
-                document_id=doc.id, version=doc.version, detail=str(doc_event.type),
-            ))
+            await rt.audit(
+                AuditRecord(
+                    kind="event.accepted",
+                    at=datetime.now(UTC),
+                    event_id=doc_event.event_id,
+                    document_id=doc.id,
+                    version=doc.version,
+                    detail=str(doc_event.type),
+                )
+            )
 
     @app.agent(rt.topic(topics.ACCEPTED), name="relay.match")
     async def match(stream: StreamT[bytes]) -> None:
@@ -56,8 +62,9 @@ def install(rt: Runtime) -> None:
                 await rt.reject(e, event.value, event)
             except Exception as e:
                 log.exception("match_failed")
-                await rt.reject(InvalidEvent("internal_error", f"matching failed: {e!r}"),
-                                event.value, event)
+                await rt.reject(
+                    InvalidEvent("internal_error", f"matching failed: {e!r}"), event.value, event
+                )
 
 
 async def _match_one(rt: Runtime, raw: bytes) -> None:
@@ -67,14 +74,18 @@ async def _match_one(rt: Runtime, raw: bytes) -> None:
     state = DocumentState.model_validate(stored) if stored else None
     book = rt.registry.book
     now = datetime.now(UTC)
-    plan = plan_event(
-        doc_event, state, book.match(doc), lookup=book.get, judge=book.judge, now=now
-    )
+    plan = plan_event(doc_event, state, book.match(doc), lookup=book.get, judge=book.judge, now=now)
     if plan.duplicate:
-        await rt.audit(AuditRecord(
-            kind="event.duplicate", at=now, event_id=doc_event.event_id, document_id=doc.id,
-            version=doc.version, detail="already processed; ignored",
-        ))
+        await rt.audit(
+            AuditRecord(
+                kind="event.duplicate",
+                at=now,
+                event_id=doc_event.event_id,
+                document_id=doc.id,
+                version=doc.version,
+                detail="already processed; ignored",
+            )
+        )
         return
     futures = [
         await rt.topic(topics.NOTIFICATIONS).send(
@@ -86,17 +97,34 @@ async def _match_one(rt: Runtime, raw: bytes) -> None:
     assert plan.state is not None
     rt.documents[doc.id] = plan.state.model_dump(mode="json")
     for n in plan.notifications:
-        await rt.audit(AuditRecord(
-            kind="notification.planned", at=now, event_id=doc_event.event_id,
-            document_id=doc.id, version=doc.version, partner_id=n.partner_id,
-            notification_id=n.notification_id, match=n.match,
-            deliveries=[d.delivery_id for d in n.deliveries], detail=str(n.type),
-        ))
-    await rt.audit(AuditRecord(
-        kind="document.matched", at=now, event_id=doc_event.event_id, document_id=doc.id,
+        await rt.audit(
+            AuditRecord(
+                kind="notification.planned",
+                at=now,
+                event_id=doc_event.event_id,
+                document_id=doc.id,
+                version=doc.version,
+                partner_id=n.partner_id,
+                notification_id=n.notification_id,
+                match=n.match,
+                deliveries=[d.delivery_id for d in n.deliveries],
+                detail=str(n.type),
+            )
+        )
+    await rt.audit(
+        AuditRecord(
+            kind="document.matched",
+            at=now,
+            event_id=doc_event.event_id,
+            document_id=doc.id,
+            version=doc.version,
+            deliveries=[d.delivery_id for n in plan.notifications for d in n.deliveries],
+            detail=f"{len(plan.notifications)} partners",
+        )
+    )
+    log.info(
+        "document_matched",
+        document_id=doc.id,
         version=doc.version,
-        deliveries=[d.delivery_id for n in plan.notifications for d in n.deliveries],
-        detail=f"{len(plan.notifications)} partners",
-    ))
-    log.info("document_matched", document_id=doc.id, version=doc.version,
-             partners=len(plan.notifications))
+        partners=len(plan.notifications),
+    )

@@ -91,8 +91,11 @@ class Runtime:
         }
         # document id → planning.DocumentState as JSON; co-partitioned with ACCEPTED.
         self.documents = self.app.Table(
-            "documents", default=None, partitions=settings.topic_partitions,
-            key_type=str, value_type=None,
+            "documents",
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=str,
+            value_type=None,
         )
         self.registry = Registry(settings)
         self.webhooks = WebhookSender(
@@ -116,9 +119,10 @@ class Runtime:
         self.started = time.time()
         services = _Services(self)
 
-        @self.app.task
         async def _start_services() -> None:
             await self.app.add_runtime_dependency(services)
+
+        self.app.task(_start_services)
 
     def topic(self, name: str) -> TopicT:
         return self.topics[name]
@@ -135,7 +139,7 @@ class Runtime:
         self.counters[f"audit.{record.kind}"] += 1
         await self.send(topics.AUDIT, record.document_id, record.model_dump_json().encode())
 
-    async def reject(self, err: InvalidEvent, raw: bytes | None, event: EventT | None) -> None:
+    async def reject(self, err: InvalidEvent, raw: bytes | None, event: EventT[Any] | None) -> None:
         """Record a refused event in ``relay.rejected`` with its reason; nothing is dropped."""
         event_id, doc_id = event_hints(raw)
         text = (raw or b"").decode("utf-8", "replace")
@@ -155,13 +159,22 @@ class Runtime:
             rejected_at=datetime.now(UTC),
         )
         self.counters[f"rejected.{err.reason}"] += 1
-        log.warning("event_rejected", reason=err.reason, message=err.message,
-                    event_id=event_id, document_id=doc_id)
+        log.warning(
+            "event_rejected",
+            reason=err.reason,
+            message=err.message,
+            event_id=event_id,
+            document_id=doc_id,
+        )
         await self.send(topics.REJECTED, doc_id, rejection.model_dump_json().encode())
         await self.audit(
             AuditRecord(
-                kind="event.rejected", at=rejection.rejected_at, event_id=event_id,
-                document_id=doc_id, reason=err.reason, detail=err.message,
+                kind="event.rejected",
+                at=rejection.rejected_at,
+                event_id=event_id,
+                document_id=doc_id,
+                reason=err.reason,
+                detail=err.message,
             )
         )
 

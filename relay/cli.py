@@ -21,14 +21,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="relay", description="Policy Relay: carry government policies to the "
-                "associations and parks they concern.")
+    p = _Parser(
+        prog="relay",
+        description="Policy Relay: carry government policies to the "
+        "associations and parks they concern.",
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("demo", help="run the whole relay on the embedded stack with samples, "
-                   "print the report and exit")
+    sub.add_parser(
+        "demo",
+        help="run the whole relay on the embedded stack with samples, print the report and exit",
+    )
     dev = sub.add_parser("dev", help="start the embedded stack and keep it running")
-    dev.add_argument("--partners", type=Path, metavar="FILE",
-                     help="partners file to load instead of the samples")
+    dev.add_argument(
+        "--partners", type=Path, metavar="FILE", help="partners file to load instead of the samples"
+    )
     sub.add_parser("worker", help="run a worker configured from RELAY_* variables")
     pub = sub.add_parser("publish", help="validate document events and publish them")
     pub.add_argument("file", metavar="FILE|-", help="JSON object, JSON array or JSON lines")
@@ -101,10 +107,12 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
             rejected += 1
             print(f"rejected {ev.position}: [{e.reason}] {e.message}", file=out)
             continue
-        accepted.append((topics.DOCUMENTS, event.document.id,
-                         event.model_dump_json().encode()))
-        print(f"accepted {ev.position}: {event.event_id} {event.type} {event.document.id} "
-              f"v{event.document.version}", file=out)
+        accepted.append((topics.DOCUMENTS, event.document.id, event.model_dump_json().encode()))
+        print(
+            f"accepted {ev.position}: {event.event_id} {event.type} {event.document.id} "
+            f"v{event.document.version}",
+            file=out,
+        )
     if accepted:
         await kafka.ensure_topics(settings)
         await kafka.produce(settings, accepted)
@@ -118,8 +126,9 @@ async def import_partners(settings: Settings, path: Path, out: TextIO) -> int:
 
     partners = load_partners(path)
     await kafka.ensure_topics(settings)
-    await kafka.produce(settings, [(topics.PARTNERS, p.id, p.model_dump_json().encode())
-                                   for p in partners])
+    await kafka.produce(
+        settings, [(topics.PARTNERS, p.id, p.model_dump_json().encode()) for p in partners]
+    )
     print(f"imported {len(partners)} partners from {path}", file=out)
     return 0
 
@@ -142,9 +151,11 @@ async def list_partners(settings: Settings, out: TextIO) -> int:
     for p in sorted(book.partners.values(), key=lambda p: p.id):
         c = p.coverage
         state = "paused" if p.paused else "active"
-        print(f"{p.id:36} {p.kind:11} {state:6} industries={','.join(c.industries) or '-'} "
-              f"regions={','.join(c.regions) or '-'} channels={len(p.channels)}  {p.name}",
-              file=out)
+        print(
+            f"{p.id:36} {p.kind:11} {state:6} industries={','.join(c.industries) or '-'} "
+            f"regions={','.join(c.regions) or '-'} channels={len(p.channels)}  {p.name}",
+            file=out,
+        )
     return 0
 
 

@@ -50,8 +50,11 @@ async def deliver(rt: Runtime, n: Notification, planned: PlannedDelivery) -> Aud
     latency = outcome.latency_ms or (time.perf_counter() - started) * 1000
     rt.counters[f"delivery.{planned.channel_type}.{status}"] += 1
     log.info(
-        f"{planned.channel_type}_{status}", delivery_id=planned.delivery_id,
-        partner_id=n.partner_id, document_id=n.document.id, detail=outcome.detail,
+        f"{planned.channel_type}_{status}",
+        delivery_id=planned.delivery_id,
+        partner_id=n.partner_id,
+        document_id=n.document.id,
+        detail=outcome.detail,
     )
     return AuditRecord(
         kind=f"delivery.{status}",
@@ -88,7 +91,12 @@ async def _email(
     if rt.mail is None:
         return Outcome(OutcomeStatus.failed, "no SMTP server configured (RELAY_SMTP_HOST)")
     message = rendering.build_email(
-        n, planned, channel, why=explain(n.match), mail_from=rt.settings.mail_from,
-        base_url=rt.settings.base_url, now=datetime.now(UTC),
+        n,
+        planned,
+        channel,
+        why=explain(n.match),
+        mail_from=rt.settings.mail_from,
+        base_url=rt.settings.base_url,
+        now=datetime.now(UTC),
     )
     return await rt.mail.send(message)

@@ -19,10 +19,14 @@ def load_partners(path: Path) -> list[Partner]:
     """Every partner in a YAML or JSON file (a list, or ``{"partners": [...]}``)."""
     text = _read(path)
     try:
-        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+        data = (
+            yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+        )
     except (yaml.YAMLError, json.JSONDecodeError) as e:
-        raise InvalidPartner(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
-                             f"{str(e).splitlines()[0]}") from e
+        raise InvalidPartner(
+            f"{path}: not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
+            f"{str(e).splitlines()[0]}"
+        ) from e
     if isinstance(data, dict) and "partners" in data:
         data = data["partners"]
     if not isinstance(data, list):

@@ -62,19 +62,16 @@ def parse_event(raw: bytes | None, *, today: date, checks: tuple[Check, ...] = (
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise InvalidEvent("not_json", f"the record is not JSON: {e.msg} at line {e.lineno} "
-                           f"column {e.colno}") from e
+        raise InvalidEvent(
+            "not_json", f"the record is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from e
     return validate_event(data, today=today, checks=checks)
 
 
-def validate_event(
-    data: Any, *, today: date, checks: tuple[Check, ...] = ()
-) -> DocumentEvent:
+def validate_event(data: Any, *, today: date, checks: tuple[Check, ...] = ()) -> DocumentEvent:
     """Validate an already-decoded JSON value as a document event."""
     if not isinstance(data, dict):
-        raise InvalidEvent(
-            "invalid_event", f"expected a JSON object, got {type(data).__name__}"
-        )
+        raise InvalidEvent("invalid_event", f"expected a JSON object, got {type(data).__name__}")
     try:
         event = DocumentEvent.model_validate(data)
     except ValidationError as e:

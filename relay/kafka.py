@@ -26,9 +26,7 @@ class Record:
 
 
 def _unreachable(settings: Settings, e: Exception) -> RelayError:
-    hint = (
-        " (is `relay dev` running?)" if settings.broker_url is None else ""
-    )
+    hint = " (is `relay dev` running?)" if settings.broker_url is None else ""
     return RelayError(f"cannot reach the broker at {settings.broker}{hint}: {e}")
 
 
@@ -65,7 +63,9 @@ async def ensure_topics(settings: Settings) -> None:
         await admin.close()
 
 
-async def produce(settings: Settings, records: Iterable[tuple[str, str | None, bytes | None]]) -> None:
+async def produce(
+    settings: Settings, records: Iterable[tuple[str, str | None, bytes | None]]
+) -> None:
     """Send (topic, key, value) records and wait until the broker has every one."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, acks="all", request_timeout_ms=15_000
@@ -88,7 +88,8 @@ async def produce(settings: Settings, records: Iterable[tuple[str, str | None, b
 async def read_topic(settings: Settings, topic: str, timeout: float = 15.0) -> list[Record]:
     """Every record of ``topic`` from the beginning up to its current end."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     try:
@@ -142,7 +143,8 @@ async def follow(
     Returns False if ``timeout`` seconds pass first.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     try:

@@ -19,8 +19,8 @@ from relay.models import (
     DocumentEvent,
     EventType,
     MatchResult,
-    Notification,
     NoticeType,
+    Notification,
     Partner,
     PlannedDelivery,
 )
@@ -70,7 +70,8 @@ def check_sequence(state: DocumentState | None, event: DocumentEvent) -> bool:
         return True
     if state.repealed:
         raise InvalidEvent(
-            "repealed", f"document {doc.id} was repealed; publish it under a new id",
+            "repealed",
+            f"document {doc.id} was repealed; publish it under a new id",
             field="document.id",
         )
     if event.type == EventType.repealed:
@@ -117,10 +118,10 @@ def plan_event(
     for partner_id in prior:
         if partner_id in targets:
             continue
-        partner = lookup(partner_id)
-        if partner is None or partner.paused:
+        known = lookup(partner_id)
+        if known is None or known.paused:
             continue
-        targets[partner_id] = (partner, judge(doc, partner), True)
+        targets[partner_id] = (known, judge(doc, known), True)
 
     notifications = []
     for partner_id in sorted(targets):

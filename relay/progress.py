@@ -49,9 +49,7 @@ class Progress:
         elif kind == "notification.planned":
             t.notifications.append(record)
         elif (
-            kind.startswith("delivery.")
-            and record.delivery_id
-            and record.status in FINAL_STATUSES
+            kind.startswith("delivery.") and record.delivery_id and record.status in FINAL_STATUSES
         ):
             self.outcomes[record.delivery_id] = record
 
@@ -68,8 +66,7 @@ class Progress:
         return [
             eid
             for eid in self.expected
-            if not (t := self.trails.get(eid))
-            or not (t.rejected or t.duplicate or t.matched)
+            if not (t := self.trails.get(eid)) or not (t.rejected or t.duplicate or t.matched)
         ]
 
     @property

@@ -92,8 +92,12 @@ class Registry(Service):
                 try:
                     partner = self.book.apply(key, msg.value)
                 except ValidationError as e:
-                    log.error("registry_record_invalid", offset=msg.offset, partner_id=key,
-                              error=str(e.errors()[0]["msg"]))
+                    log.error(
+                        "registry_record_invalid",
+                        offset=msg.offset,
+                        partner_id=key,
+                        error=str(e.errors()[0]["msg"]),
+                    )
                     continue
                 for listener in self.listeners:
                     listener(key, partner)
@@ -101,8 +105,9 @@ class Registry(Service):
             hw = self._consumer.highwater(tp)
             if hw is not None and self.position >= hw and not self.caught_up.is_set():
                 self.caught_up.set()
-                log.info("registry_caught_up", partners=len(self.book.partners),
-                         offset=self.position)
+                log.info(
+                    "registry_caught_up", partners=len(self.book.partners), offset=self.position
+                )
             self._advanced.set()
             self._advanced = asyncio.Event()
 

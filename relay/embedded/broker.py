@@ -38,17 +38,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+async def wait_for_port(
+    host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until something accepts TCP connections on host:port."""
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
-            raise RelayError(f"process exited with code {proc.returncode} before listening on {port}")
+            raise RelayError(
+                f"process exited with code {proc.returncode} before listening on {port}"
+            )
         try:
             _, writer = await asyncio.open_connection(host, port)
         except OSError:
             if time.monotonic() > deadline:
-                raise RelayError(f"nothing listening on {host}:{port} after {timeout:.0f}s") from None
+                raise RelayError(
+                    f"nothing listening on {host}:{port} after {timeout:.0f}s"
+                ) from None
             await asyncio.sleep(0.05)
             continue
         writer.close()
@@ -63,7 +69,9 @@ class EmbeddedBroker:
     It forgets every topic, record and offset when it stops.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_path: Path | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 9092, log_path: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.log_path = log_path
@@ -88,12 +96,22 @@ class EmbeddedBroker:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         listener = f"tcp://{self.host}:{self.port}"
         self.proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener,
-             "--storage-engine", "memory://tansu/"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
         )
-        if out is not subprocess.DEVNULL:
+        if not isinstance(out, int):
             out.close()
         try:
             await wait_for_port(self.host, self.port, timeout=15, proc=self.proc)

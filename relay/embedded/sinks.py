@@ -108,12 +108,18 @@ class WebhookSink:
         try:
             payload = Webhook(secret).verify(body, headers)
         except WebhookVerificationError as e:
-            self.received.append(ReceivedHook(partner_id, headers.get("webhook-id", ""),
-                                              False, None, str(e)))
+            self.received.append(
+                ReceivedHook(partner_id, headers.get("webhook-id", ""), False, None, str(e))
+            )
             return web.Response(status=401, text=f"signature not verified: {e}")
-        self.received.append(ReceivedHook(partner_id, headers["webhook-id"], True,
-                                          payload if isinstance(payload, dict) else
-                                          json.loads(body)))
+        self.received.append(
+            ReceivedHook(
+                partner_id,
+                headers["webhook-id"],
+                True,
+                payload if isinstance(payload, dict) else json.loads(body),
+            )
+        )
         return web.Response(status=204)
 
     async def start(self) -> None:

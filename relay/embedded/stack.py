@@ -114,8 +114,13 @@ class Stack:
         if s.smtp_host is None:
             self.smtp = SMTPSink(self.mail_dir)
             self.smtp.start()
-            updates.update(smtp_host=self.smtp.host, smtp_port=self.smtp.port,
-                           smtp_username=None, smtp_password=None, smtp_starttls=False)
+            updates.update(
+                smtp_host=self.smtp.host,
+                smtp_port=self.smtp.port,
+                smtp_username=None,
+                smtp_password=None,
+                smtp_starttls=False,
+            )
         if self.flexible_ports and not port_is_free(s.web_host, s.web_port):
             updates["web_port"] = free_port(s.web_host)
         self.worker_settings = ws = s.replace(**updates)
@@ -131,13 +136,21 @@ class Stack:
         assert ws is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         values: dict[str, object] = {
-            "BROKER_URL": ws.broker, "PROFILE": ws.profile.value, "APP_ID": ws.app_id,
-            "TOPIC_PARTITIONS": ws.topic_partitions, "WEB_HOST": ws.web_host,
-            "WEB_PORT": ws.web_port, "SMTP_HOST": ws.smtp_host, "SMTP_PORT": ws.smtp_port,
-            "SMTP_USERNAME": ws.smtp_username, "SMTP_STARTTLS": str(ws.smtp_starttls).lower(),
-            "MAIL_FROM": ws.mail_from, "ALLOW_PRIVATE_WEBHOOKS": "true",
+            "BROKER_URL": ws.broker,
+            "PROFILE": ws.profile.value,
+            "APP_ID": ws.app_id,
+            "TOPIC_PARTITIONS": ws.topic_partitions,
+            "WEB_HOST": ws.web_host,
+            "WEB_PORT": ws.web_port,
+            "SMTP_HOST": ws.smtp_host,
+            "SMTP_PORT": ws.smtp_port,
+            "SMTP_USERNAME": ws.smtp_username,
+            "SMTP_STARTTLS": str(ws.smtp_starttls).lower(),
+            "MAIL_FROM": ws.mail_from,
+            "ALLOW_PRIVATE_WEBHOOKS": "true",
             "RETRY_SCHEDULE": ",".join(f"{v:g}" for v in ws.retry_schedule),
-            "DATA_DIR": str(self.run_dir), "LOG_LEVEL": ws.log_level,
+            "DATA_DIR": str(self.run_dir),
+            "LOG_LEVEL": ws.log_level,
             "PUBLIC_URL": ws.public_url,
         }
         if ws.smtp_password is not None:
@@ -152,8 +165,11 @@ class Stack:
         try:
             self.worker = subprocess.Popen(
                 [sys.executable, "-m", "relay", "worker"],
-                env=self.worker_env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,  # noqa: PLW1509
+                env=self.worker_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,  # noqa: PLW1509
             )
         finally:
             log.close()
@@ -174,15 +190,17 @@ class Stack:
                         f"last lines of {self.worker_log}:\n{self.log_tail()}"
                     )
                 try:
-                    async with http.get(f"{self.web_url}/readyz",
-                                        timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    async with http.get(
+                        f"{self.web_url}/readyz", timeout=aiohttp.ClientTimeout(total=2)
+                    ) as r:
                         if r.status == 200:
                             return
                 except (aiohttp.ClientError, TimeoutError):
                     pass
                 if time.monotonic() > deadline:
-                    raise RelayError(f"the worker was not ready after {timeout:.0f}s; see "
-                                     f"{self.worker_log}")
+                    raise RelayError(
+                        f"the worker was not ready after {timeout:.0f}s; see {self.worker_log}"
+                    )
                 await asyncio.sleep(0.25)
 
     def log_tail(self, lines: int = 15) -> str:

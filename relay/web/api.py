@@ -32,8 +32,12 @@ def create_api(rt: Runtime) -> FastAPI:
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 401: "unauthorized", 403: "forbidden",
-                405: "method_not_allowed"}.get(exc.status_code, "error")
+        code = {
+            404: "not_found",
+            401: "unauthorized",
+            403: "forbidden",
+            405: "method_not_allowed",
+        }.get(exc.status_code, "error")
         return error(exc.status_code, code, str(exc.detail))
 
     @api.get("/healthz")

@@ -53,9 +53,9 @@ class RelayUnderTest:
         await kafka.produce(self.settings, [(topics.DOCUMENTS, k, v) for k, v in records])
 
     async def publish_events(self, *events: dict[str, Any]) -> None:
-        await self.publish(*[
-            (e["document"]["id"], json.dumps(e, ensure_ascii=False).encode()) for e in events
-        ])
+        await self.publish(
+            *[(e["document"]["id"], json.dumps(e, ensure_ascii=False).encode()) for e in events]
+        )
 
     async def settle(self, event_ids: list[str], timeout: float = 60.0) -> Progress:
         progress = Progress(event_ids)
@@ -63,14 +63,17 @@ class RelayUnderTest:
         def on_record(rec: kafka.Record) -> None:
             progress.add(AuditRecord.model_validate_json(rec.value or b""))
 
-        ok = await kafka.follow(self.settings, topics.AUDIT, on_record,
-                                lambda: progress.settled, timeout)
+        ok = await kafka.follow(
+            self.settings, topics.AUDIT, on_record, lambda: progress.settled, timeout
+        )
         assert ok, f"not settled: {progress.unsettled_events()} {progress.pending()[:5]}"
         return progress
 
     async def rejections(self) -> list[dict[str, Any]]:
-        return [json.loads(r.value or b"{}")
-                for r in await kafka.read_topic(self.settings, topics.REJECTED)]
+        return [
+            json.loads(r.value or b"{}")
+            for r in await kafka.read_topic(self.settings, topics.REJECTED)
+        ]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -78,22 +81,32 @@ async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Relay
     partners = load_partners(ROOT / "config" / "partners.yaml")
     secrets = {
         f"/hooks/{p.id}": ch.secret
-        for p in partners for ch in p.channels if isinstance(ch, WebhookChannel)
+        for p in partners
+        for ch in p.channels
+        if isinstance(ch, WebhookChannel)
     }
     run_dir = tmp_path_factory.mktemp("relay")
     with SMTPRecorder() as smtp:
         async with WebhookReceiver(secrets) as hooks:
             partners = [
-                p.model_copy(update={"channels": [
-                    ch.model_copy(update={"url": hooks.url_for(f"/hooks/{p.id}")})
-                    if isinstance(ch, WebhookChannel) else ch
-                    for ch in p.channels
-                ]})
+                p.model_copy(
+                    update={
+                        "channels": [
+                            ch.model_copy(update={"url": hooks.url_for(f"/hooks/{p.id}")})
+                            if isinstance(ch, WebhookChannel)
+                            else ch
+                            for ch in p.channels
+                        ]
+                    }
+                )
                 for p in partners
             ]
             settings = Settings(
-                app_id=f"relay-test-{uuid.uuid4().hex[:8]}", web_port=free_port(),
-                smtp_host=smtp.host, smtp_port=smtp.port, data_dir=run_dir,
+                app_id=f"relay-test-{uuid.uuid4().hex[:8]}",
+                web_port=free_port(),
+                smtp_host=smtp.host,
+                smtp_port=smtp.port,
+                data_dir=run_dir,
                 retry_schedule=(0.5, 1.0),
             )
             stack = Stack(settings, partners, run_dir=run_dir, broker_port=free_port())

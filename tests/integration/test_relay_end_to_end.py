@@ -18,8 +18,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 # (not by the relay's own matcher). huaxin-logistics-park is paused; the software
 # association only wants 科技创新/数字化转型/人工智能/人才 policies.
 TOWN = {
-    "qingpu-industrial-park", "qingpu-manufacturing-association",
-    "xihongqiao-business-park", "xujing-ic-association", "xujing-sci-tech-park",
+    "qingpu-industrial-park",
+    "qingpu-manufacturing-association",
+    "xihongqiao-business-park",
+    "xujing-ic-association",
+    "xujing-sci-tech-park",
 }
 EXPECTED = {
     "01-seed-government-openness.json": TOWN,
@@ -50,9 +53,12 @@ async def test_sample_documents_reach_exactly_the_partners_they_concern(
         by_partner = Counter(h.path.removeprefix("/hooks/") for h in hooks)
         assert by_partner == Counter({p: 1 for p in expected}), name
         mails = mails_for(relay, doc["doc_number"], doc["title"])
-        recipients = Counter(addr.split("@")[1].removesuffix(".example.org")
-                             for m in mails for addr in m["To"].addresses
-                             for addr in [addr.addr_spec])
+        recipients = Counter(
+            addr.split("@")[1].removesuffix(".example.org")
+            for m in mails
+            for addr in m["To"].addresses
+            for addr in [addr.addr_spec]
+        )
         assert recipients == Counter({p: 1 for p in expected}), name
 
 
@@ -85,8 +91,11 @@ async def test_emails_carry_the_delivery_id_and_why(relay: RelayUnderTest) -> No
     progress = await relay.settle([event["event_id"]])
     mails = mails_for(relay, event["document"]["doc_number"], "邮件测试政策（示例）")
     assert len(mails) == 6
-    email_outcomes = {o.delivery_id for o in progress.outcomes.values()
-                      if o.channel_type == "email" and o.document_id == "TEST-MAIL-1"}
+    email_outcomes = {
+        o.delivery_id
+        for o in progress.outcomes.values()
+        if o.channel_type == "email" and o.document_id == "TEST-MAIL-1"
+    }
     for m in mails:
         did = m["X-Relay-Delivery-Id"]
         assert did in email_outcomes
@@ -112,8 +121,11 @@ async def test_bad_events_are_rejected_with_reasons_and_the_worker_keeps_going(
     await relay.settle([expired["event_id"], missing["event_id"], good["event_id"]])
     assert len(hooks_for(relay, "TEST-BAD-1")) == len(TOWN)
 
-    rejected = {r.get("event_id"): r for r in await relay.rejections()
-                if r.get("document_id") == "TEST-BAD-1" or "not json" in r.get("raw", "")}
+    rejected = {
+        r.get("event_id"): r
+        for r in await relay.rejections()
+        if r.get("document_id") == "TEST-BAD-1" or "not json" in r.get("raw", "")
+    }
     assert rejected[expired["event_id"]]["reason"] == "expired"
     assert "2024-12-31" in rejected[expired["event_id"]]["message"]
     assert rejected[missing["event_id"]]["reason"] == "invalid_event"
@@ -147,9 +159,15 @@ async def test_revision_reaches_everyone_who_got_the_original(relay: RelayUnderT
     for h in revisions:
         assert h.payload["data"]["previous_version"] == 1
         assert h.payload["data"]["document"]["changes"]
-    prior_only = {h.path.removeprefix("/hooks/") for h in revisions
-                  if h.payload["data"]["prior_recipient_only"]}
-    assert prior_only == {"xujing-ic-association", "xujing-sci-tech-park",
-                          "xihongqiao-business-park"}
+    prior_only = {
+        h.path.removeprefix("/hooks/")
+        for h in revisions
+        if h.payload["data"]["prior_recipient_only"]
+    }
+    assert prior_only == {
+        "xujing-ic-association",
+        "xujing-sci-tech-park",
+        "xihongqiao-business-park",
+    }
     relayed_ids = {h.webhook_id for h in hooks if h.payload["type"] == "policy.relayed"}
     assert relayed_ids.isdisjoint({h.webhook_id for h in revisions})

@@ -27,8 +27,14 @@ def document(**overrides: Any) -> dict[str, Any]:
         "interpretation_url": None,
         "summary": "摘要",
         "tags": [],
-        "scope": {"audiences": [], "industries": [], "regions": [], "parks": [], "scales": [],
-                  **scope},
+        "scope": {
+            "audiences": [],
+            "industries": [],
+            "regions": [],
+            "parks": [],
+            "scales": [],
+            **scope,
+        },
     }
     doc.update(overrides)
     return doc

@@ -24,9 +24,11 @@ def test_sample_partners_load_and_include_associations_and_parks() -> None:
 
 def test_bad_partner_names_file_item_id_and_field(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
-    f.write_text("- id: good-one\n  kind: park\n  name: x\n"
-                 "- id: bad-one\n  kind: park\n  name: y\n  coverage: {regions: ['31x']}\n",
-                 encoding="utf-8")
+    f.write_text(
+        "- id: good-one\n  kind: park\n  name: x\n"
+        "- id: bad-one\n  kind: park\n  name: y\n  coverage: {regions: ['31x']}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(InvalidPartner) as info:
         load_partners(f)
     msg = str(info.value)
@@ -42,8 +44,10 @@ def test_duplicate_partner_ids_are_refused(tmp_path: Path) -> None:
 
 def test_weak_webhook_secret_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
-    f.write_text("- id: aa\n  kind: park\n  name: x\n  channels:\n"
-                 "    - {type: webhook, url: 'https://a.example.org', secret: 'whsec_c2hvcnQ='}\n")
+    f.write_text(
+        "- id: aa\n  kind: park\n  name: x\n  channels:\n"
+        "    - {type: webhook, url: 'https://a.example.org', secret: 'whsec_c2hvcnQ='}\n"
+    )
     with pytest.raises(InvalidPartner, match="24 to 64"):
         load_partners(f)
 

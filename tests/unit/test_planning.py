@@ -13,13 +13,16 @@ from tests.unit.factories import NOW, event_model, partner
 
 def plan(ev, state, partners):
     book = {p.id: p for p in partners}
-    return plan_event(ev, state, match_all(ev.document, partners), lookup=book.get,
-                      judge=match_partner, now=NOW)
+    return plan_event(
+        ev, state, match_all(ev.document, partners), lookup=book.get, judge=match_partner, now=NOW
+    )
 
 
 def test_first_publication_notifies_matches_with_one_delivery_per_channel() -> None:
-    ps = [partner("pa", coverage={"regions": ["310118106"]}),
-          partner("pb", coverage={"regions": ["310118107"]})]
+    ps = [
+        partner("pa", coverage={"regions": ["310118106"]}),
+        partner("pb", coverage={"regions": ["310118107"]}),
+    ]
     result = plan(event_model(scope={"regions": ["310118"]}), None, ps)
     assert [n.partner_id for n in result.notifications] == ["pa", "pb"]
     n = result.notifications[0]
@@ -56,8 +59,13 @@ def test_revision_reaches_prior_recipients_outside_the_new_scope() -> None:
     a = partner("pa", coverage={"regions": ["310118106"]})
     b = partner("pb", coverage={"regions": ["310118107"]})
     first = plan(event_model(scope={"regions": ["310118"]}), None, [a, b])
-    revised = event_model(type="document.revised", event_id="ev-2", version=2,
-                          scope={"regions": ["310118106"]}, changes="缩小范围")
+    revised = event_model(
+        type="document.revised",
+        event_id="ev-2",
+        version=2,
+        scope={"regions": ["310118106"]},
+        changes="缩小范围",
+    )
     result = plan(revised, first.state, [a, b])
     by_id = {n.partner_id: n for n in result.notifications}
     assert set(by_id) == {"pa", "pb"}

@@ -18,10 +18,10 @@ def test_settles_only_when_every_planned_delivery_is_final() -> None:
     assert not p.settled
     p.add(rec("document.matched", event_id="e1", deliveries=["d1", "d2"]))
     assert p.pending() == ["d1", "d2"]
-    p.add(rec("delivery.delivered", event_id="e1", delivery_id="d1",
-              status=DeliveryStatus.delivered))
-    p.add(rec("delivery.retrying", event_id="e1", delivery_id="d2",
-              status=DeliveryStatus.retrying))
+    p.add(
+        rec("delivery.delivered", event_id="e1", delivery_id="d1", status=DeliveryStatus.delivered)
+    )
+    p.add(rec("delivery.retrying", event_id="e1", delivery_id="d2", status=DeliveryStatus.retrying))
     assert not p.settled
     p.add(rec("delivery.failed", event_id="e1", delivery_id="d2", status=DeliveryStatus.failed))
     assert p.settled

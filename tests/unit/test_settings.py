@@ -26,8 +26,12 @@ def test_retry_schedule_is_comma_separated_seconds(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RELAY_WEB_PORT", "http"), ("RELAY_RETRY_SCHEDULE", "5,soon"),
-     ("RELAY_BROKER_URL", "localhost:9092"), ("RELAY_PROFILE", "staging")],
+    [
+        ("RELAY_WEB_PORT", "http"),
+        ("RELAY_RETRY_SCHEDULE", "5,soon"),
+        ("RELAY_BROKER_URL", "localhost:9092"),
+        ("RELAY_PROFILE", "staging"),
+    ],
 )
 def test_bad_values_fail_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, name: str, value: str

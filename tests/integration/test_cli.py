@@ -1,0 +1,123 @@
+"""The `relay` command as a user runs it: real subprocesses against the embedded stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT, RelayUnderTest, renamed, sample_event
+
+pytestmark = pytest.mark.integration
+session_loop = pytest.mark.asyncio(loop_scope="session")
+
+
+def relay_cmd(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@session_loop
+async def test_publish_reports_each_event_and_fails_if_any_is_rejected(
+    relay: RelayUnderTest, tmp_path: Path
+) -> None:
+    good = renamed(sample_event("02-ic-industry-support.json"), "TEST-CLI-1")
+    expired = renamed(sample_event("04-expired-rent-relief.json"), "TEST-CLI-2")
+    lines = tmp_path / "events.jsonl"
+    lines.write_text(
+        "\n".join(json.dumps(e, ensure_ascii=False) for e in (good, expired)) + "\n{broken\n",
+        encoding="utf-8",
+    )
+    done = relay_cmd("publish", str(lines), env={"RELAY_BROKER_URL": relay.settings.broker})
+    assert done.returncode == 1
+    out = done.stdout.splitlines()
+    assert out[0].startswith("accepted line 1: " + good["event_id"])
+    assert out[1].startswith("rejected line 2: [expired]")
+    assert out[2].startswith("rejected line 3: [not_json]")
+    assert out[-1] == "1 published, 2 rejected"
+    await relay.settle([good["event_id"]])
+
+
+@session_loop
+async def test_publish_reads_stdin_and_succeeds_when_all_are_valid(relay: RelayUnderTest) -> None:
+    good = renamed(sample_event("03-city-digital-transformation.json"), "TEST-CLI-3")
+    done = relay_cmd(
+        "publish",
+        "-",
+        env={"RELAY_BROKER_URL": relay.settings.broker},
+        stdin=json.dumps([good], ensure_ascii=False),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    progress = await relay.settle([good["event_id"]])
+    assert progress.trails[good["event_id"]].matched is not None
+
+
+@session_loop
+async def test_partners_list_shows_what_the_relay_holds(relay: RelayUnderTest) -> None:
+    done = relay_cmd("partners", "list", env={"RELAY_BROKER_URL": relay.settings.broker})
+    assert done.returncode == 0, done.stderr
+    ids = [line.split()[0] for line in done.stdout.splitlines()]
+    assert "xujing-ic-association" in ids and "huaxin-logistics-park" in ids
+    paused = next(line for line in done.stdout.splitlines() if line.startswith("huaxin"))
+    assert " paused " in paused
+
+
+def test_partners_import_refuses_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "partners.yaml"
+    bad.write_text("- id: x-park\n  kind: factory\n  name: 某园区\n", encoding="utf-8")
+    done = relay_cmd("partners", "import", str(bad))
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "partners[0] (x-park)" in done.stderr and "kind" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("publish",), "the following arguments are required"),
+        (("launch",), "invalid choice"),
+        (("publish", "/nonexistent.json"), "no such file"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_a_non_zero_exit(
+    args: tuple[str, ...], fragment: str
+) -> None:
+    done = relay_cmd(*args)
+    assert done.returncode != 0
+    assert fragment in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_unreachable_broker_is_one_line() -> None:
+    done = relay_cmd("partners", "list", env={"RELAY_BROKER_URL": "kafka://127.0.0.1:1"})
+    assert done.returncode == 1
+    assert "cannot reach the broker at kafka://127.0.0.1:1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
+    done = relay_cmd("demo", env={"RELAY_DATA_DIR": str(tmp_path)}, timeout=150)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "QE5320000-2023-01" in out and "关于徐泾镇2023年政务公开工作要点" in out
+    assert "[expired]" in out
+    assert "已送达 delivered" in out and "pending" not in out.split("Deliveries:")[0]
+    assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) > 0
+    left = subprocess.run(["pgrep", "-f", f"RELAY_DATA_DIR={tmp_path}"], capture_output=True)
+    assert left.stdout == b""
