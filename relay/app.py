@@ -21,6 +21,7 @@ from relay.intake import Check, default_checks, event_hints
 from relay.logs import get_logger
 from relay.models import AuditRecord, Rejection
 from relay.registry import Registry
+from relay.trace import TraceView
 from relay.settings import Profile, Settings
 
 log = get_logger(__name__)
@@ -98,6 +99,7 @@ class Runtime:
             value_type=None,
         )
         self.registry = Registry(settings)
+        self.trace = TraceView(settings)
         self.webhooks = WebhookSender(
             timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
         )
@@ -127,12 +129,13 @@ class Runtime:
     def topic(self, name: str) -> TopicT:
         return self.topics[name]
 
-    async def send(self, topic: str, key: str | None, value: bytes) -> None:
-        """Produce and wait for the broker's acknowledgement (at-least-once hand-off)."""
+    async def send(self, topic: str, key: str | None, value: bytes) -> tuple[int, int]:
+        """Produce, wait for the broker's acknowledgement, and return (partition, offset)."""
         fut = await self.topics[topic].send(
             key=key.encode() if key is not None else None, value=value
         )
-        await fut
+        meta = await fut
+        return meta.partition, meta.offset
 
     async def audit(self, record: AuditRecord) -> None:
         """Append a step to the audit topic, keyed by document so its trail stays in order."""
@@ -198,6 +201,7 @@ class _Services(Service):
 
     async def on_start(self) -> None:
         await self.add_runtime_dependency(self.rt.registry)
+        await self.add_runtime_dependency(self.rt.trace)
         await self.rt.webhooks.start()
 
     async def on_stop(self) -> None:

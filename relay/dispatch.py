@@ -81,7 +81,10 @@ async def _webhook(
         n, planned, why=explain(n.match), base_url=rt.settings.base_url, now=datetime.now(UTC)
     )
     return await rt.webhooks.send(
-        url=channel.url, delivery_id=planned.delivery_id, body=body, secrets=[channel.secret]
+        url=channel.url,
+        delivery_id=planned.delivery_id,
+        body=body,
+        secrets=channel.signing_secrets(datetime.now(UTC)),
     )
 
 

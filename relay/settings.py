@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     allow_private_webhooks: bool = False
 
     operator_token: SecretStr | None = None
+    #: Signs the acknowledgement links in emails and webhooks (HMAC); shared by all workers.
+    link_secret: SecretStr | None = None
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     partners_file: Path | None = None
     data_dir: Path = Path(".relay")

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -85,6 +86,7 @@ class EmailChannel(BaseModel):
     id: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9._-]{0,63}$")
     to: list[EmailAddress] = Field(min_length=1, max_length=20)
     disabled: bool = False
+    disabled_reason: str | None = None
 
     @model_validator(mode="after")
     def _default_id(self) -> EmailChannel:
@@ -104,7 +106,19 @@ class WebhookChannel(BaseModel):
     id: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9._-]{0,63}$")
     url: HttpURL
     secret: WebhookSecret = Field(repr=False)
+    #: After a rotation the old secret keeps signing alongside the new one until this time.
+    previous_secret: WebhookSecret | None = Field(default=None, repr=False)
+    previous_secret_until: datetime | None = None
     disabled: bool = False
+    #: Why the relay disabled it (410 Gone, failing for too long), when it did.
+    disabled_reason: str | None = None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign a request now: the current one, plus the old one in overlap."""
+        out = [self.secret]
+        if self.previous_secret and self.previous_secret_until and now < self.previous_secret_until:
+            out.append(self.previous_secret)
+        return out
 
     @model_validator(mode="after")
     def _default_id(self) -> WebhookChannel:
@@ -133,6 +147,8 @@ class Partner(BaseModel):
     paused: bool = False
     delivery: DeliveryPrefs = Field(default_factory=DeliveryPrefs)
     channels: list[Channel] = Field(default_factory=list, max_length=20)
+    #: SHA-256 hashes of the partner's API tokens (the tokens themselves are never stored).
+    token_hashes: list[str] = Field(default_factory=list, repr=False)
 
     @model_validator(mode="after")
     def _unique_channel_ids(self) -> Partner:

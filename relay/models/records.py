@@ -132,3 +132,10 @@ class AuditRecord(BaseModel):
     reason: str | None = None
     deliveries: list[str] = Field(default_factory=list)
     match: MatchResult | None = None
+    #: Delivery attempts: the HTTP status, or the SMTP reply code.
+    http_status: int | None = None
+    #: Retries: when the next attempt is due.
+    next_attempt_at: datetime | None = None
+    #: Acknowledgements (kind ``delivery.acked``): enterprises reached, and the partner's note.
+    forwarded_to: int | None = None
+    note: str | None = None
