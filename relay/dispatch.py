@@ -78,7 +78,12 @@ async def _webhook(
     rt: Runtime, n: Notification, planned: PlannedDelivery, channel: WebhookChannel
 ) -> Outcome:
     body = rendering.webhook_body(
-        n, planned, why=explain(n.match), base_url=rt.settings.base_url, now=datetime.now(UTC)
+        n,
+        planned,
+        why=explain(n.match),
+        base_url=rt.settings.base_url,
+        now=datetime.now(UTC),
+        link_secret=rt.settings.link_secret,
     )
     return await rt.webhooks.send(
         url=channel.url,
@@ -101,5 +106,6 @@ async def _email(
         mail_from=rt.settings.mail_from,
         base_url=rt.settings.base_url,
         now=datetime.now(UTC),
+        link_secret=rt.settings.link_secret,
     )
     return await rt.mail.send(message)

@@ -13,7 +13,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
+from pydantic import SecretStr
 
+from relay.auth import link_token
 from relay.models import (
     Audience,
     Document,
@@ -30,6 +32,8 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAIL_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 SUBJECT_PREFIX = "[政策推送]"
+#: The ``RELAY_LINK_SECRET`` as the settings hold it, or in plain; None = unsigned links.
+LinkSecret = SecretStr | str | None
 MESSAGE_ID_DOMAIN = "policy-relay"
 
 
@@ -69,9 +73,18 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def ack_url(base_url: str, delivery_id: str) -> str:
-    """Where a partner confirms it forwarded a notice (DESIGN §7)."""
-    return f"{base_url.rstrip('/')}/api/v1/deliveries/{delivery_id}/ack"
+def ack_url(base_url: str, delivery_id: str, *, link_secret: LinkSecret = None) -> str:
+    """Where a partner confirms it forwarded a notice (DESIGN §7).
+
+    With ``link_secret`` the link carries ``?t=<HMAC of the delivery id>``, so it works
+    from an email client without an API token.
+    """
+    url = f"{base_url.rstrip('/')}/api/v1/deliveries/{delivery_id}/ack"
+    if isinstance(link_secret, SecretStr):
+        link_secret = link_secret.get_secret_value()
+    if link_secret:
+        url += f"?t={link_token(link_secret, delivery_id)}"
+    return url
 
 
 def subject(document: Document) -> str:
@@ -93,6 +106,7 @@ def webhook_payload(
     why: list[str],
     base_url: str,
     now: datetime,
+    link_secret: LinkSecret = None,
 ) -> dict[str, Any]:
     """The Standard Webhooks ``{type, timestamp, data}`` envelope of one delivery."""
     match = notification.match
@@ -113,7 +127,7 @@ def webhook_payload(
             },
             "previous_version": notification.previous_version,
             "prior_recipient_only": notification.prior_recipient_only,
-            "ack_url": ack_url(base_url, delivery.delivery_id),
+            "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
         },
     }
 
@@ -125,9 +139,12 @@ def webhook_body(
     why: list[str],
     base_url: str,
     now: datetime,
+    link_secret: LinkSecret = None,
 ) -> bytes:
     """The payload as compact UTF-8 JSON: the exact bytes that get signed and sent."""
-    payload = webhook_payload(notification, delivery, why=why, base_url=base_url, now=now)
+    payload = webhook_payload(
+        notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
+    )
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -150,6 +167,7 @@ def email_context(
     why: list[str],
     base_url: str,
     now: datetime,
+    link_secret: LinkSecret = None,
 ) -> dict[str, Any]:
     """What both email templates see."""
     doc = notification.document
@@ -163,7 +181,7 @@ def email_context(
         "unit": "协会" if association else "园区",
         "scope_word": "行业" if association else "园区",
         "why": list(why),
-        "ack_url": ack_url(base_url, delivery.delivery_id),
+        "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
         "delivery_id": delivery.delivery_id,
         "notification_id": notification.notification_id,
     }
@@ -180,9 +198,12 @@ def render_email_bodies(
     why: list[str],
     base_url: str,
     now: datetime,
+    link_secret: LinkSecret = None,
 ) -> tuple[str, str]:
     """The plain-text and HTML bodies of a relay email."""
-    context = email_context(notification, delivery, why=why, base_url=base_url, now=now)
+    context = email_context(
+        notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
+    )
     env = _environment()
     text = env.get_template("email/notice.txt.j2").render(context)
     html = env.get_template("email/notice.html.j2").render(context)
@@ -198,9 +219,12 @@ def build_email(
     mail_from: str,
     base_url: str,
     now: datetime,
+    link_secret: LinkSecret = None,
 ) -> EmailMessage:
     """A UTF-8 multipart/alternative relay email, 7-bit clean on the wire."""
-    text, html = render_email_bodies(notification, delivery, why=why, base_url=base_url, now=now)
+    text, html = render_email_bodies(
+        notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
+    )
     msg = EmailMessage(policy=MAIL_POLICY)
     msg["Subject"] = subject(notification.document)
     msg["From"] = mail_from

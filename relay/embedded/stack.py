@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -104,6 +105,9 @@ class Stack:
             old.unlink()
         s = self.settings
         updates: dict[str, object] = {"profile": "dev", "allow_private_webhooks": True}
+        if s.link_secret is None:
+            # Acknowledgement links in dev/demo mail work without any setup.
+            updates["link_secret"] = secrets.token_urlsafe(32)
         if s.broker_url is None:
             port = self.broker_port
             if self.flexible_ports and not port_is_free("127.0.0.1", port):
@@ -157,6 +161,8 @@ class Stack:
             values["SMTP_PASSWORD"] = ws.smtp_password.get_secret_value()
         if ws.operator_token is not None:
             values["OPERATOR_TOKEN"] = ws.operator_token.get_secret_value()
+        if ws.link_secret is not None:
+            values["LINK_SECRET"] = ws.link_secret.get_secret_value()
         env.update({f"RELAY_{k}": str(v) for k, v in values.items() if v is not None})
         return env
 
