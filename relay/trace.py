@@ -1,12 +1,14 @@
 """The trace view: every worker folds the audit topic into documents, notifications, deliveries.
 
-It answers the API's questions (a partner's deliveries, a document's relay funnel) on any
-worker, whichever partitions it owns; :class:`TraceBook` is the pure fold.
+It answers the API's questions (a partner's deliveries, a document's relay funnel, what a
+partner acknowledged) on any worker, whichever partitions it owns; :class:`TraceBook` is the
+pure fold. The accepted-documents topic is followed alongside, for the titles the pages show.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
@@ -14,10 +16,22 @@ from pydantic import ValidationError
 from relay import topics
 from relay.follower import TopicFollower
 from relay.logs import get_logger
-from relay.models import AuditRecord, DeliveryStatus, MatchResult
+from relay.models import AuditRecord, DeliveryStatus, DocumentEvent, MatchResult
 from relay.settings import Settings
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What the pages show of one document version."""
+
+    document_id: str
+    version: int
+    title: str
+    doc_number: str
+    issuer: str
+    url: str
 
 
 @dataclass
@@ -31,6 +45,15 @@ class DeliveryTrace:
     channel_type: str | None = None
     status: DeliveryStatus = DeliveryStatus.pending
     attempts: list[AuditRecord] = field(default_factory=list)
+    #: When the notification was planned (or, until that record arrives, the first attempt).
+    planned_at: datetime | None = None
+    #: The latest acknowledgement made through this delivery.
+    ack: AuditRecord | None = None
+
+    def sort_key(self) -> tuple[str, str]:
+        """Newest-first order that every worker agrees on: (planned time, id)."""
+        at = self.planned_at.isoformat() if self.planned_at else ""
+        return at, self.delivery_id
 
 
 @dataclass
@@ -42,8 +65,12 @@ class NotificationTrace:
     kind: str | None
     match: MatchResult | None
     deliveries: list[str]
-    #: The latest acknowledgement (kind ``delivery.acked``); a repeat replaces it.
+    planned_at: datetime | None = None
+    #: The latest acknowledgement (kind ``delivery.acked``), through any of its deliveries;
+    #: a repeat replaces it, so the reach of a notification is counted once.
     ack: AuditRecord | None = None
+    #: How many acknowledgements were made (repeats included).
+    ack_count: int = 0
 
 
 @dataclass
@@ -51,16 +78,32 @@ class DocumentTrace:
     document_id: str
     events: list[AuditRecord] = field(default_factory=list)
     notifications: dict[str, NotificationTrace] = field(default_factory=dict)
+    #: version → what the document said, from the accepted-documents topic.
+    versions: dict[int, DocumentInfo] = field(default_factory=dict)
+
+    @property
+    def reach(self) -> int:
+        """Enterprises reached: over notifications, the latest acknowledgement's count."""
+        return sum(
+            n.ack.forwarded_to or 0 for n in self.notifications.values() if n.ack is not None
+        )
+
+    def info(self, version: int | None = None) -> DocumentInfo | None:
+        """That version's info, else the latest known."""
+        if version is not None and version in self.versions:
+            return self.versions[version]
+        return self.versions[max(self.versions)] if self.versions else None
 
 
 @dataclass
 class TraceBook:
-    """The pure fold of audit records."""
+    """The pure fold of audit records (and accepted documents)."""
 
     documents: dict[str, DocumentTrace] = field(default_factory=dict)
     notifications: dict[str, NotificationTrace] = field(default_factory=dict)
     deliveries: dict[str, DeliveryTrace] = field(default_factory=dict)
-    by_partner: dict[str, list[str]] = field(default_factory=dict)
+    #: partner id → its delivery ids (each once).
+    by_partner: dict[str, dict[str, None]] = field(default_factory=dict)
 
     def add(self, r: AuditRecord) -> None:
         if r.kind in ("event.accepted", "event.rejected", "event.duplicate", "document.matched"):
@@ -75,7 +118,11 @@ class TraceBook:
                 kind=r.detail,
                 match=r.match,
                 deliveries=list(r.deliveries),
+                planned_at=r.at,
             )
+            old = self.notifications.get(n.notification_id)
+            if old is not None:  # planned again (a replayed event): keep what was acknowledged
+                n.ack, n.ack_count = old.ack, old.ack_count
             self.notifications[n.notification_id] = n
             self._doc(n.document_id).notifications[n.notification_id] = n
             for did in r.deliveries:
@@ -85,20 +132,37 @@ class TraceBook:
                     n.document_id,
                     n.version,
                 )
-                d.partner_id = n.partner_id
+                d.planned_at = r.at
+                self._link(d, n.partner_id)
         elif r.kind == "delivery.acked" and r.delivery_id:
             d = self._delivery(r.delivery_id)
-            if d.notification_id and d.notification_id in self.notifications:
-                self.notifications[d.notification_id].ack = r
+            d.ack = r
+            nid = d.notification_id or r.notification_id
+            if nid and nid in self.notifications:
+                n = self.notifications[nid]
+                n.ack = r
+                n.ack_count += 1
         elif r.kind.startswith("delivery.") and r.delivery_id:
             d = self._delivery(r.delivery_id)
-            d.partner_id = d.partner_id or r.partner_id
             d.document_id = d.document_id or r.document_id
+            d.notification_id = d.notification_id or r.notification_id
+            d.version = d.version or r.version
             d.channel_id = r.channel_id or d.channel_id
             d.channel_type = r.channel_type or d.channel_type
+            d.planned_at = d.planned_at or r.at
+            if r.partner_id:
+                self._link(d, r.partner_id)
             if r.status is not None:
                 d.status = r.status
             d.attempts.append(r)
+
+    def add_document(self, event: DocumentEvent) -> None:
+        """Remember the title and number of an accepted document version."""
+        doc = event.document
+        self._doc(doc.id).versions.setdefault(
+            doc.version,
+            DocumentInfo(doc.id, doc.version, doc.title, doc.doc_number, doc.issuer, doc.url),
+        )
 
     def _doc(self, document_id: str) -> DocumentTrace:
         return self.documents.setdefault(document_id, DocumentTrace(document_id))
@@ -107,24 +171,42 @@ class TraceBook:
         d = self.deliveries.get(delivery_id)
         if d is None:
             d = self.deliveries[delivery_id] = DeliveryTrace(delivery_id)
-        if d.partner_id and delivery_id not in self.by_partner.get(d.partner_id, ()):
-            self.by_partner.setdefault(d.partner_id, []).append(delivery_id)
         return d
 
+    def _link(self, d: DeliveryTrace, partner_id: str) -> None:
+        d.partner_id = d.partner_id or partner_id
+        self.by_partner.setdefault(d.partner_id, {})[d.delivery_id] = None
+
     def partner_deliveries(self, partner_id: str) -> list[DeliveryTrace]:
-        # Recompute membership: partner ids may arrive after the first attempt record.
-        return [d for d in self.deliveries.values() if d.partner_id == partner_id]
+        """The partner's deliveries, newest first."""
+        found = [self.deliveries[i] for i in self.by_partner.get(partner_id, {})]
+        return sorted(found, key=DeliveryTrace.sort_key, reverse=True)
 
 
 class TraceView(TopicFollower):
-    """Keeps a :class:`TraceBook` in step with the audit topic."""
+    """Keeps a :class:`TraceBook` in step with the audit topic (and the accepted documents)."""
 
     def __init__(self, settings: Settings, **kwargs: object) -> None:
         self.book = TraceBook()
         super().__init__(settings, topics.AUDIT, self._apply, **kwargs)
+        self.accepted = TopicFollower(settings, topics.ACCEPTED, self._apply_document)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self.add_runtime_dependency(self.accepted)
 
     def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         try:
             self.book.add(AuditRecord.model_validate_json(msg.value or b""))
         except ValidationError as e:
-            log.error("audit_record_invalid", offset=msg.offset, error=str(e.errors()[0]["msg"]))
+            log.error("audit_record_invalid", offset=msg.offset, error=_first(e))
+
+    def _apply_document(self, msg: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            self.book.add_document(DocumentEvent.model_validate_json(msg.value or b""))
+        except ValidationError as e:
+            log.error("accepted_record_invalid", offset=msg.offset, error=_first(e))
+
+
+def _first(e: ValidationError) -> str:
+    return str(e.errors()[0]["msg"])

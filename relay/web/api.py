@@ -1,51 +1,118 @@
-"""The FastAPI application served inside the worker (``faust.contrib.asgi.serve_asgi``)."""
+"""The FastAPI application served inside the worker (``faust.contrib.asgi.serve_asgi``).
+
+Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
+tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator).
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faust.contrib.asgi import serve_asgi
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from relay.intake import field_path
+from relay.app import Runtime
+from relay.auth import TokenIndex
+from relay.logs import get_logger
+from relay.models import DocumentEvent, Partner
+from relay.web import deliveries, documents, partners
+from relay.web.errors import ApiError, describe, error
+from relay.web.limits import BodyLimit
+from relay.web.schemas import AckForm, AckIn
+from relay.web.store import PartnerStore
 
-if TYPE_CHECKING:
-    from relay.app import Runtime
+log = get_logger(__name__)
+
+#: Bodies referenced by hand in /openapi.json (routes that read the raw body themselves).
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (DocumentEvent, AckIn, AckForm)
+
+DESCRIPTION = """\
+Partner self-service and operator API of Policy Relay (DESIGN §7).
+
+Authenticate with `Authorization: Bearer <token>`: the operator token (`RELAY_OPERATOR_TOKEN`)
+or a partner token (`prt_…`, issued once when the partner is created). A partner sees only
+its own data: anything else answers 404. Errors are `{"error": {"code", "message"}}`.
+"""
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _openapi(api: FastAPI) -> dict[str, Any]:
+    if api.openapi_schema:
+        return api.openapi_schema
+    schema = get_openapi(
+        title=api.title,
+        version=api.version,
+        description=api.description,
+        routes=api.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in EXTRA_SCHEMAS:
+        extra = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in extra.pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        components[model.__name__] = extra
+    api.openapi_schema = schema
+    return schema
 
 
 def create_api(rt: Runtime) -> FastAPI:
-    api = FastAPI(title="Policy Relay", version="0.1.0")
+    api = FastAPI(title="Policy Relay", version="0.1.0", description=DESCRIPTION)
+    api.state.rt = rt
+    api.state.store = PartnerStore(rt)
+    api.state.tokens = tokens = TokenIndex()
+
+    def index_tokens(partner_id: str, partner: Partner | None) -> None:
+        tokens.update(partner_id, partner.token_hashes if partner else None)
+
+    for pid, p in rt.registry.book.partners.items():
+        index_tokens(pid, p)
+    rt.registry.listeners.append(index_tokens)
+
+    api.add_middleware(BodyLimit)
+    api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
+
+    @api.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error(exc.status, exc.code, exc.message, exc.headers)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if p != "body")
-        return error(422, "invalid_request", f"{field_path(loc) or 'body'}: {err['msg']}")
+        errors = list(exc.errors())
+        code = "invalid_json" if errors and errors[0].get("type") == "json_invalid" else None
+        return error(422, code or "invalid_request", describe(errors))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {
-            404: "not_found",
-            401: "unauthorized",
-            403: "forbidden",
-            405: "method_not_allowed",
-        }.get(exc.status_code, "error")
-        return error(exc.status_code, code, str(exc.detail))
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return error(exc.status_code, code, str(exc.detail), exc.headers)
 
-    @api.get("/healthz")
+    @api.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        # Log the failure, never the request: it may carry tokens.
+        log.exception("api_request_failed", method=request.method, path=request.url.path)
+        return error(500, "internal_error", "internal error; the worker log has the details")
+
+    @api.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, Any]:
         """The process is up."""
         return {"status": "ok", "uptime_s": round(time.time() - rt.started, 1)}
 
-    @api.get("/readyz")
+    @api.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
     async def readyz() -> JSONResponse:
         """The registry has caught up and this worker holds partitions."""
         body = {
@@ -55,7 +122,7 @@ def create_api(rt: Runtime) -> FastAPI:
         }
         return JSONResponse(body, status_code=200 if rt.ready else 503)
 
-    @api.get("/metrics", response_class=PlainTextResponse)
+    @api.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
     async def metrics() -> str:
         """Prometheus text exposition of the relay's counters."""
         lines = [
@@ -71,8 +138,26 @@ def create_api(rt: Runtime) -> FastAPI:
         ]
         return "\n".join(lines) + "\n"
 
+    api.include_router(documents.router)
+    api.include_router(partners.router)
+    api.include_router(deliveries.partner_router)
+    api.include_router(deliveries.router)
     return api
 
 
 def install(rt: Runtime) -> None:
-    serve_asgi(rt.app, create_api(rt), host=rt.settings.web_host, port=rt.settings.web_port)
+    if rt.settings.operator_token is None:
+        log.warning("operator_api_disabled", hint="set RELAY_OPERATOR_TOKEN to enable it")
+    if rt.settings.link_secret is None:
+        log.warning(
+            "ack_links_unsigned",
+            hint="set RELAY_LINK_SECRET (the same on every worker) so email links can acknowledge",
+        )
+    # No access log: acknowledgement links carry their token in the query string.
+    serve_asgi(
+        rt.app,
+        create_api(rt),
+        host=rt.settings.web_host,
+        port=rt.settings.web_port,
+        access_log=False,
+    )

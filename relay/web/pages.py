@@ -1,0 +1,53 @@
+"""The few HTML pages of the API (the acknowledgement link), from jinja2 templates."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from relay.rendering import TEMPLATES
+
+#: The token is in the URL: no referrer, no caching, no framing, nothing loaded from elsewhere.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+PROBLEMS = {
+    401: "链接无效",
+    404: "找不到该推送",
+    413: "提交内容过长",
+    422: "填写有误",
+    503: "暂时无法记录",
+}
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    html = _environment().get_template(f"web/{template}").render(**context)
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+
+def problem(status: int, message: str) -> HTMLResponse:
+    """An error as a page, for people who came from an email link."""
+    heading = PROBLEMS.get(status, "出错了")
+    return page("problem.html.j2", status, heading=heading, message=message)

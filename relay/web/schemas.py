@@ -1,0 +1,359 @@
+"""Request and response bodies of the HTTP API; ``/openapi.json`` is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from relay.delivery.base import OutcomeStatus
+from relay.models import (
+    AuditRecord,
+    Coverage,
+    DeliveryPrefs,
+    DeliveryStatus,
+    EmailChannel,
+    Interests,
+    MatchResult,
+    Partner,
+    WebhookChannel,
+)
+from relay.models.document import HttpURL, Text
+from relay.models.partner import PARTNER_ID, EmailAddress, PartnerKind, WebhookSecret
+
+CHANNEL_ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+#: Longest note a partner may attach to an acknowledgement.
+NOTE_MAX = 2000
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are refused, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ errors
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. invalid_request, not_found")
+    message: str = Field(description="a sentence naming the field or the problem")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorDetail
+
+
+# ------------------------------------------------------------------ channels
+
+
+class EmailChannelIn(Strict):
+    type: Literal["email"]
+    id: str | None = Field(default=None, pattern=CHANNEL_ID, description="default: derived")
+    to: list[EmailAddress] = Field(min_length=1, max_length=20)
+
+
+class WebhookChannelIn(Strict):
+    type: Literal["webhook"]
+    id: str | None = Field(default=None, pattern=CHANNEL_ID, description="default: derived")
+    url: HttpURL
+    secret: WebhookSecret | None = Field(
+        default=None, description="whsec_… (Standard Webhooks); default: the relay makes one"
+    )
+
+
+ChannelIn = Annotated[EmailChannelIn | WebhookChannelIn, Field(discriminator="type")]
+
+
+class ChannelUpdate(Strict):
+    """A change to a channel; what is left out stays. Secrets change only by rotation."""
+
+    to: list[EmailAddress] | None = Field(default=None, min_length=1, max_length=20)
+    url: HttpURL | None = None
+    disabled: bool | None = Field(
+        default=None, description="false re-enables a channel the relay disabled"
+    )
+
+
+class EmailChannelOut(BaseModel):
+    type: Literal["email"] = "email"
+    id: str
+    to: list[str]
+    disabled: bool
+    disabled_reason: str | None
+
+
+class WebhookChannelOut(BaseModel):
+    type: Literal["webhook"] = "webhook"
+    id: str
+    url: str
+    has_previous_secret: bool = Field(
+        description="an old secret still signs alongside the new one (after a rotation)"
+    )
+    previous_secret_until: datetime | None
+    disabled: bool
+    disabled_reason: str | None
+
+
+ChannelOut = Annotated[EmailChannelOut | WebhookChannelOut, Field(discriminator="type")]
+
+
+def channel_out(ch: EmailChannel | WebhookChannel, now: datetime) -> ChannelOut:
+    """A channel as the API shows it: never its secrets."""
+    if isinstance(ch, EmailChannel):
+        return EmailChannelOut(
+            id=ch.id, to=list(ch.to), disabled=ch.disabled, disabled_reason=ch.disabled_reason
+        )
+    overlap = len(ch.signing_secrets(now)) > 1
+    return WebhookChannelOut(
+        id=ch.id,
+        url=ch.url,
+        has_previous_secret=overlap,
+        previous_secret_until=ch.previous_secret_until if overlap else None,
+        disabled=ch.disabled,
+        disabled_reason=ch.disabled_reason,
+    )
+
+
+class ChannelCreated(BaseModel):
+    channel: ChannelOut
+    secret: str | None = Field(
+        default=None, description="the webhook secret, when the relay made it; shown only now"
+    )
+
+
+class SecretRotated(BaseModel):
+    channel_id: str
+    secret: str = Field(description="the new whsec_ secret; shown only now")
+    previous_secret_until: datetime = Field(
+        description="until then the old secret signs too (both in webhook-signature)"
+    )
+
+
+class ChannelTestResult(BaseModel):
+    channel_id: str
+    channel_type: Literal["email", "webhook"]
+    delivery_id: str = Field(description="the webhook-id / X-Relay-Delivery-Id of the test")
+    status: OutcomeStatus = Field(
+        description="delivered, retry (a transient failure), failed, disabled"
+    )
+    detail: str
+    http_status: int | None = None
+    smtp_code: int | None = None
+    latency_ms: float | None = None
+
+
+# ------------------------------------------------------------------ partners
+
+
+class PartnerCreate(Strict):
+    id: str = Field(pattern=PARTNER_ID)
+    kind: PartnerKind
+    name: Text
+    coverage: Coverage = Field(default_factory=Coverage)
+    interests: Interests = Field(default_factory=Interests)
+    paused: bool = False
+    delivery: DeliveryPrefs = Field(default_factory=DeliveryPrefs)
+    channels: list[ChannelIn] = Field(default_factory=list, max_length=20)
+
+
+class PartnerUpdate(Strict):
+    """A change to a profile; what is left out stays. Channels live under /channels."""
+
+    name: Text | None = None
+    coverage: Coverage | None = None
+    interests: Interests | None = None
+    paused: bool | None = None
+    delivery: DeliveryPrefs | None = None
+
+
+class PartnerOut(BaseModel):
+    id: str
+    kind: PartnerKind
+    name: str
+    coverage: Coverage
+    interests: Interests
+    paused: bool
+    delivery: DeliveryPrefs
+    channels: list[ChannelOut]
+
+
+def partner_out(p: Partner, now: datetime) -> PartnerOut:
+    """A partner as the API shows it: no token hashes, no secrets."""
+    return PartnerOut(
+        id=p.id,
+        kind=p.kind,
+        name=p.name,
+        coverage=p.coverage,
+        interests=p.interests,
+        paused=p.paused,
+        delivery=p.delivery,
+        channels=[channel_out(c, now) for c in p.channels],
+    )
+
+
+class PartnerCreated(BaseModel):
+    partner: PartnerOut
+    token: str = Field(description="the partner's API token; shown only now, stored as a hash")
+    webhook_secrets: dict[str, str] = Field(
+        default_factory=dict, description="channel id → secret the relay made; shown only now"
+    )
+
+
+class TokenIssued(BaseModel):
+    partner_id: str
+    token: str = Field(description="the new API token; shown only now. Older tokens are revoked")
+
+
+# ------------------------------------------------------------------ deliveries
+
+
+class AttemptOut(BaseModel):
+    kind: str
+    at: datetime
+    attempt: int | None = None
+    status: DeliveryStatus | None = None
+    detail: str | None = None
+    reply_code: int | None = Field(
+        default=None, description="the HTTP status (webhook) or SMTP reply code (email)"
+    )
+    latency_ms: float | None = None
+    next_attempt_at: datetime | None = None
+
+    @classmethod
+    def of(cls, r: AuditRecord) -> AttemptOut:
+        return cls(
+            kind=r.kind,
+            at=r.at,
+            attempt=r.attempt,
+            status=r.status,
+            detail=r.detail,
+            reply_code=r.http_status,
+            latency_ms=r.latency_ms,
+            next_attempt_at=r.next_attempt_at,
+        )
+
+
+class AckOut(BaseModel):
+    delivery_id: str
+    notification_id: str | None
+    forwarded_to: int
+    note: str | None
+    at: datetime
+
+    @classmethod
+    def of(cls, r: AuditRecord) -> AckOut:
+        return cls(
+            delivery_id=r.delivery_id or "",
+            notification_id=r.notification_id,
+            forwarded_to=r.forwarded_to or 0,
+            note=r.note,
+            at=r.at,
+        )
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: str
+    notification_id: str | None
+    partner_id: str | None
+    document_id: str | None
+    version: int | None
+    title: str | None = Field(description="the document's title, when known")
+    channel_id: str | None
+    channel_type: str | None
+    status: DeliveryStatus
+    planned_at: datetime | None
+    attempts: list[AttemptOut]
+    acknowledgement: AckOut | None = Field(
+        description="the latest acknowledgement of this notice (through any of its channels)"
+    )
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_cursor: str | None = Field(description="pass as cursor for the next (older) page")
+
+
+class AckIn(Strict):
+    forwarded_to: int = Field(ge=0, le=10_000_000, description="enterprises the notice reached")
+    note: str | None = Field(default=None, max_length=NOTE_MAX)
+
+
+class AckForm(AckIn):
+    """The confirmation page's form: the fields, plus the link token."""
+
+    t: str | None = Field(default=None, description="the link token", max_length=128)
+
+
+# ------------------------------------------------------------------ documents
+
+
+class DocumentAccepted(BaseModel):
+    event_id: str
+    document_id: str
+    version: int
+    type: str
+    partition: int
+    offset: int
+
+
+class TraceEvent(BaseModel):
+    kind: str
+    at: datetime
+    event_id: str | None
+    version: int | None
+    detail: str | None
+    reason: str | None
+
+
+class NotificationOut(BaseModel):
+    notification_id: str
+    partner_id: str
+    partner_name: str | None
+    version: int | None
+    type: str | None
+    planned_at: datetime | None
+    match: MatchResult | None
+    deliveries: list[DeliveryOut]
+    acknowledgement: AckOut | None
+    acknowledgements: int = Field(description="how many times it was acknowledged (repeats)")
+
+
+class TraceTotals(BaseModel):
+    partners_matched: int
+    notifications: int
+    deliveries: int
+    deliveries_by_status: dict[str, int]
+    notifications_acknowledged: int
+    enterprises_reached: int = Field(
+        description="over notifications, the latest acknowledgement's forwarded_to"
+    )
+
+
+class DocumentTraceOut(BaseModel):
+    document_id: str
+    title: str | None
+    doc_number: str | None
+    versions: list[int]
+    events: list[TraceEvent]
+    notifications: list[NotificationOut]
+    totals: TraceTotals
+
+
+class ReplayRequest(Strict):
+    """Which dead letters to re-queue; every given criterion must hold."""
+
+    delivery_ids: list[str] | None = Field(default=None, max_length=10_000)
+    partner_id: str | None = None
+    document_id: str | None = None
+    since: AwareDatetime | None = Field(default=None, description="died at or after")
+    until: AwareDatetime | None = Field(default=None, description="died at or before")
+    all: bool = Field(default=False, description="true to replay every dead letter")
+
+
+class ReplayResult(BaseModel):
+    requeued: int
+    delivery_ids: list[str]
