@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -107,9 +108,47 @@ async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Relay
                 smtp_host=smtp.host,
                 smtp_port=smtp.port,
                 data_dir=run_dir,
+                operator_token="test-operator-token",
+                link_secret="test-link-secret",
                 retry_schedule=(0.5, 1.0),
             )
             stack = Stack(settings, partners, run_dir=run_dir, broker_port=free_port())
             async with stack:
                 assert stack.worker_settings is not None
                 yield RelayUnderTest(stack, hooks, smtp, stack.worker_settings)
+
+
+@dataclass
+class ApiUnderTest:
+    """The worker's HTTP API over real HTTP, with the operator's credentials.
+
+    ``hooks`` is a receiver of its own for the partners the API tests create, so their
+    test notices never show up among the deliveries other tests count.
+    """
+
+    relay: RelayUnderTest
+    http: httpx.AsyncClient
+    operator_token: str
+    link_secret: str
+    hooks: WebhookReceiver
+
+    @property
+    def op(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.operator_token}"}
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api(relay: RelayUnderTest) -> AsyncIterator[ApiUnderTest]:
+    ws = relay.settings
+    assert ws.operator_token is not None and ws.link_secret is not None
+    async with (
+        WebhookReceiver({}) as hooks,
+        httpx.AsyncClient(base_url=relay.stack.web_url, timeout=30) as http,
+    ):
+        yield ApiUnderTest(
+            relay,
+            http,
+            ws.operator_token.get_secret_value(),
+            ws.link_secret.get_secret_value(),
+            hooks,
+        )
