@@ -252,7 +252,7 @@ class MatchIndex:
         #: Key → its slots: a bitmap, or a sorted list while there are at most ``_FEW`` of them
         #: (a rare industry class would otherwise cost n/8 bytes, 12.5 kB at 100,000).
         self._postings: dict[Key, int | list[int]] = {}
-        # Interned coverage tuples: value → id, id → value, id → slots using it.
+        # Interned coverage tuples: value → id, id → value, id → how many slots use it.
         self._comp_id: dict[Codes, int] = {}
         self._comp_val: list[Codes] = []
         self._comp_refs: list[int] = []
@@ -423,7 +423,7 @@ class MatchIndex:
                     out |= get((ns + "=", a[:n]))
         return out
 
-    def candidates(self, document: Document) -> int:
+    def _candidates(self, document: Document) -> int:
         """The bitmap of slots the document is relayed to."""
         scope, get = document.scope, self._get
         kinds = scope.audiences or list(Audience)
@@ -452,7 +452,7 @@ class MatchIndex:
         Equal to ``reference.match_all(document, partners)`` sorted by partner id. Each step
         is a C-level pass over the matches; Python runs once per *distinct* coverage.
         """
-        slots = _slots(self.candidates(document))
+        slots = _slots(self._candidates(document))
         if not slots:
             return []
         if not self._in_id_order:
