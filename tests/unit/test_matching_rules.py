@@ -224,7 +224,9 @@ def test_parks_and_scales_match_when_the_sets_intersect(
     field: str, scope: list[str], coverage: list[str], verdict: str
 ) -> None:
     dim = Dimension(field)
-    result = judge(doc(**{field: scope}), partner(**{field: coverage}))
+    scoped: dict[str, Any] = {field: scope}
+    covered: dict[str, Any] = {field: coverage}
+    result = judge(doc(**scoped), partner(**covered))
     if verdict == "no":
         assert not result.matched and result.refused_by is dim
     elif verdict == "unknown":
