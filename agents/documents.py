@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from relay.app import today_in_shanghai
 from relay.errors import InvalidEvent
 from relay.intake import parse_event
 from relay.logs import get_logger
-from relay.models import AuditRecord, DocumentEvent
+from relay.models import AuditRecord, DeliveryIntent, DocumentEvent
 from relay.planning import DocumentState, plan_event
 
 if TYPE_CHECKING:
@@ -87,17 +86,10 @@ async def _match_one(rt: Runtime, raw: bytes) -> None:
             )
         )
         return
-    futures = [
-        await rt.topic(topics.NOTIFICATIONS).send(
-            key=n.partner_id.encode(), value=n.model_dump_json().encode()
-        )
-        for n in plan.notifications
-    ]
-    await asyncio.gather(*futures)
-    assert plan.state is not None
-    rt.documents[doc.id] = plan.state.model_dump(mode="json")
-    for n in plan.notifications:
-        await rt.audit(
+    # Nothing is remembered until every step is out: a crash in between redoes the event
+    # in full, under the same notification and delivery ids.
+    await rt.audit_many(
+        [
             AuditRecord(
                 kind="notification.planned",
                 at=now,
@@ -110,6 +102,29 @@ async def _match_one(rt: Runtime, raw: bytes) -> None:
                 deliveries=[d.delivery_id for d in n.deliveries],
                 detail=str(n.type),
             )
+            for n in plan.notifications
+        ]
+    )
+    # The outbox: matching only writes delivery intents; the delivery agents do the I/O.
+    for channel_type, topic in topics.DELIVER.items():
+        await rt.send_many(
+            topic,
+            [
+                (
+                    n.partner_id,
+                    DeliveryIntent(
+                        delivery_id=d.delivery_id,
+                        channel_id=d.channel_id,
+                        channel_type=d.channel_type,
+                        notification=n,
+                    )
+                    .model_dump_json()
+                    .encode(),
+                )
+                for n in plan.notifications
+                for d in n.deliveries
+                if d.channel_type == channel_type
+            ],
         )
     await rt.audit(
         AuditRecord(
@@ -122,6 +137,8 @@ async def _match_one(rt: Runtime, raw: bytes) -> None:
             detail=f"{len(plan.notifications)} partners",
         )
     )
+    assert plan.state is not None
+    rt.documents[doc.id] = plan.state.model_dump(mode="json")
     log.info(
         "document_matched",
         document_id=doc.id,

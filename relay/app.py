@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -16,13 +18,16 @@ from mode import Service
 from relay import topics
 from relay.delivery.email import EmailSender
 from relay.delivery.webhook import WebhookSender
+from relay.embedded import faust_patches
 from relay.errors import InvalidEvent
 from relay.intake import Check, default_checks, event_hints
 from relay.logs import get_logger
-from relay.models import AuditRecord, Rejection
+from relay.models import AuditRecord, EmailChannel, Rejection
+from relay.notices import channel_disabled_email
 from relay.registry import Registry
-from relay.trace import TraceView
+from relay.retrying import RateLimiter
 from relay.settings import Profile, Settings
+from relay.trace import TraceView
 
 log = get_logger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -53,12 +58,16 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_session_timeout": 6 if dev else 60,
         "broker_heartbeat_interval": 1.5 if dev else 3,
         "broker_rebalance_timeout": 10 if dev else 60,
+        # The embedded broker sometimes leaves a fetch unanswered after a member dies; a
+        # short request timeout turns that into a quick retry instead of a 90 s stall.
+        "broker_request_timeout": 12 if dev else 90,
         "broker_commit_interval": 1.0 if dev else 2.8,
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication_factor,
         "topic_allow_declare": True,
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
+        "consumer_group_instance_id": settings.instance_id,
         "web_enabled": True,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
@@ -77,6 +86,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        if settings.profile == Profile.dev:
+            faust_patches.apply(settings.fetch_max_wait_ms)
         self.app = faust.App(settings.app_id, **faust_settings(settings))
         self.topics: dict[str, TopicT] = {
             spec.name: self.app.topic(
@@ -98,6 +109,14 @@ class Runtime:
             key_type=str,
             value_type=None,
         )
+        # delivery id → LedgerEntry: its state and every attempt. Written by the delivery
+        # agents, co-partitioned with the delivery topics (all keyed by partner id).
+        self.ledger = self._table("ledger")
+        # delivery id → a parked retry ({"p", "due", "key", "intent"}) until it is due.
+        self.retries = self._table("retries")
+        # "partner/channel" → the channel's current failure streak.
+        self.channel_health = self._table("channel-health")
+        self.limiter = RateLimiter(settings.channel_rate)
         self.registry = Registry(settings)
         self.trace = TraceView(settings)
         self.webhooks = WebhookSender(
@@ -126,6 +145,15 @@ class Runtime:
 
         self.app.task(_start_services)
 
+    def _table(self, name: str) -> Any:
+        return self.app.Table(
+            name,
+            default=None,
+            partitions=self.settings.topic_partitions,
+            key_type=str,
+            value_type=None,
+        )
+
     def topic(self, name: str) -> TopicT:
         return self.topics[name]
 
@@ -139,8 +167,23 @@ class Runtime:
 
     async def audit(self, record: AuditRecord) -> None:
         """Append a step to the audit topic, keyed by document so its trail stays in order."""
-        self.counters[f"audit.{record.kind}"] += 1
-        await self.send(topics.AUDIT, record.document_id, record.model_dump_json().encode())
+        await self.audit_many([record])
+
+    async def audit_many(self, records: list[AuditRecord]) -> None:
+        """Append several steps, waiting for the broker once for all of them."""
+        await self.send_many(
+            topics.AUDIT, [(r.document_id, r.model_dump_json().encode()) for r in records]
+        )
+        for r in records:
+            self.counters[f"audit.{r.kind}"] += 1
+
+    async def send_many(self, topic: str, records: list[tuple[str | None, bytes]]) -> None:
+        """Produce many records and wait until the broker has every one."""
+        futures = [
+            await self.topics[topic].send(key=k.encode() if k is not None else None, value=v)
+            for k, v in records
+        ]
+        await asyncio.gather(*futures)
 
     async def reject(self, err: InvalidEvent, raw: bytes | None, event: EventT[Any] | None) -> None:
         """Record a refused event in ``relay.rejected`` with its reason; nothing is dropped."""
@@ -180,6 +223,72 @@ class Runtime:
                 detail=err.message,
             )
         )
+
+    async def dead_letter_raw(self, event: EventT[Any], reason: str) -> None:
+        """Park a record we could not even read, with the reason, in the dead-letter topic."""
+        msg = event.message
+        self.counters["dead_letter.malformed"] += 1
+        log.error(
+            "dead_lettered",
+            reason=reason,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+        )
+        body = {
+            "dead_reason": "malformed",
+            "detail": reason,
+            "source_topic": msg.topic,
+            "source_partition": msg.partition,
+            "source_offset": msg.offset,
+            "raw": (event.value or b"").decode("utf-8", "replace")[:RAW_KEEP],
+            "dead_at": datetime.now(UTC).isoformat(),
+        }
+        key = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else None
+        await self.send(topics.DEAD_LETTER, key, json.dumps(body, ensure_ascii=False).encode())
+
+    async def disable_channel(self, partner_id: str, channel_id: str, reason: str) -> None:
+        """Turn a channel off through the partners topic and tell the partner by email."""
+        partner = self.registry.book.get(partner_id)
+        channel = partner.channel(channel_id) if partner else None
+        if partner is None or channel is None or channel.disabled:
+            return
+        now = datetime.now(UTC)
+        changed = channel.model_copy(update={"disabled": True, "disabled_reason": reason})
+        updated = partner.model_copy(
+            update={"channels": [changed if c.id == channel_id else c for c in partner.channels]}
+        )
+        _, offset = await self.send(topics.PARTNERS, partner_id, updated.model_dump_json().encode())
+        # Applied here before anything else, so nothing new is planned for the channel.
+        await self.registry.wait_offset(offset)
+        log.warning("channel_disabled", partner_id=partner_id, channel_id=channel_id, reason=reason)
+        self.counters["channel.disabled"] += 1
+        await self.audit(
+            AuditRecord(
+                kind="channel.disabled",
+                at=now,
+                partner_id=partner_id,
+                channel_id=channel_id,
+                detail=reason,
+            )
+        )
+        to = [
+            a
+            for c in partner.channels
+            if isinstance(c, EmailChannel) and not c.disabled and c.id != channel_id
+            for a in c.to
+        ]
+        if to and self.mail is not None:
+            notice = channel_disabled_email(
+                partner, channel, to, reason=reason, mail_from=self.settings.mail_from, now=now
+            )
+            outcome = await self.mail.send(notice)
+            log.info(
+                "channel_disabled_notice",
+                partner_id=partner_id,
+                status=outcome.status,
+                detail=outcome.detail,
+            )
 
     @property
     def ready(self) -> bool:

@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from relay.errors import InvalidEvent, RelayError
+from relay.errors import InvalidEvent, InvalidInput, RelayError
 from relay.settings import Settings, load_settings
 
 
@@ -43,7 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     imp = psub.add_parser("import", help="validate a YAML/JSON partners file and load it")
     imp.add_argument("file", type=Path, metavar="FILE")
     psub.add_parser("list", help="list the partners the relay holds")
+    rep = sub.add_parser("replay", help="re-queue dead letters with their delivery ids")
+    rep.add_argument("--delivery", action="append", metavar="ID", help="a delivery id (repeatable)")
+    rep.add_argument("--partner", metavar="ID", help="only this partner's")
+    rep.add_argument("--document", metavar="ID", help="only this document's")
+    rep.add_argument("--since", type=_when, metavar="TIME", help="dead since (ISO 8601)")
+    rep.add_argument("--until", type=_when, metavar="TIME", help="dead until (ISO 8601)")
+    rep.add_argument("--all", action="store_true", help="every dead letter")
     return p
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time like 2026-11-26T09:00+08:00"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +99,32 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         return asyncio.run(import_partners(settings, args.file, out))
     if args.command == "partners" and args.partners_command == "list":
         return asyncio.run(list_partners(settings, out))
+    if args.command == "replay":
+        return asyncio.run(replay(settings, args, out))
     raise AssertionError(args)
+
+
+async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    from relay.replay import replay_dead_letters
+
+    filters = (args.delivery, args.partner, args.document, args.since, args.until)
+    if not args.all and all(f is None for f in filters):
+        raise InvalidInput(
+            "say which dead letters to replay (--delivery, --partner, "
+            "--document, --since/--until) or --all"
+        )
+    ids = await replay_dead_letters(
+        settings,
+        delivery_ids=args.delivery,
+        partner_id=args.partner,
+        document_id=args.document,
+        since=args.since,
+        until=args.until,
+    )
+    for did in ids:
+        print(f"re-queued {did}", file=out)
+    print(f"{len(ids)} dead letters re-queued", file=out)
+    return 0
 
 
 async def publish(settings: Settings, source: str, out: TextIO) -> int:

@@ -1,103 +1,223 @@
-"""Carrying out one planned delivery: find the channel, render, send, and say what happened."""
+"""Carrying out one delivery intent: check the ledger, send, record, then retry or dead-letter.
+
+Called by the delivery agents with the intent's source event as the current event, so
+table writes land in the intent's partition.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from relay import rendering
+from relay import rendering, topics
 from relay.delivery.base import Outcome, OutcomeStatus
 from relay.logs import get_logger
 from relay.matching.explain import explain
 from relay.models import (
+    Attempt,
     AuditRecord,
+    DeliveryIntent,
     DeliveryStatus,
     EmailChannel,
-    Notification,
+    LedgerEntry,
     PlannedDelivery,
     WebhookChannel,
 )
+from relay.retrying import Health, RetryPolicy, decide, health_after
+from relay.settings import Profile
 
 if TYPE_CHECKING:
     from relay.app import Runtime
 
 log = get_logger(__name__)
-
-STATUS = {
-    OutcomeStatus.delivered: DeliveryStatus.delivered,
-    # Retries come with the retry topics; until then a transient failure is final.
-    OutcomeStatus.retry: DeliveryStatus.failed,
-    OutcomeStatus.failed: DeliveryStatus.failed,
-    OutcomeStatus.disabled: DeliveryStatus.disabled,
-}
+_rng = random.Random()
 
 
-async def deliver(rt: Runtime, n: Notification, planned: PlannedDelivery) -> AuditRecord:
-    """One attempt of one delivery; never raises for a delivery problem."""
-    started = time.perf_counter()
-    partner = rt.registry.book.get(n.partner_id)
-    channel = partner.channel(planned.channel_id) if partner else None
-    if channel is None:
-        outcome = Outcome(OutcomeStatus.failed, "channel no longer exists (partner changed it)")
-    elif channel.disabled:
-        outcome = Outcome(OutcomeStatus.disabled, "channel is disabled")
-    elif isinstance(channel, WebhookChannel):
-        outcome = await _webhook(rt, n, planned, channel)
-    else:
-        outcome = await _email(rt, n, planned, channel)
-    status = STATUS[outcome.status]
-    latency = outcome.latency_ms or (time.perf_counter() - started) * 1000
-    rt.counters[f"delivery.{planned.channel_type}.{status}"] += 1
-    log.info(
-        f"{planned.channel_type}_{status}",
-        delivery_id=planned.delivery_id,
+def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> LedgerEntry:
+    stored = rt.ledger.get(intent.delivery_id)
+    if stored:
+        return LedgerEntry.model_validate(stored)
+    n = intent.notification
+    return LedgerEntry(
+        delivery_id=intent.delivery_id,
         partner_id=n.partner_id,
         document_id=n.document.id,
+        channel_id=intent.channel_id,
+        channel_type=intent.channel_type,
+    )
+
+
+async def handle(rt: Runtime, intent: DeliveryIntent) -> None:
+    """One attempt of one intent, and everything that follows from its outcome."""
+    entry = ledger_entry(rt, intent)
+    if entry.status == DeliveryStatus.delivered:
+        # A repeat after a crash or a replay of something that got through: never resend,
+        # but record the outcome again, in case the crash came before it was recorded.
+        rt.counters["delivery.duplicate_suppressed"] += 1
+        log.info("delivery_already_done", delivery_id=intent.delivery_id)
+        last = entry.attempts[-1] if entry.attempts else None
+        await rt.audit(
+            outcome_record(
+                intent,
+                DeliveryStatus.delivered,
+                datetime.now(UTC),
+                attempt=last.attempt if last else intent.attempt,
+                detail=f"already delivered ({last.detail if last else 'no detail'}); not resent",
+                http_status=last.http_status if last else None,
+            )
+        )
+        return
+    started_at = datetime.now(UTC)
+    outcome = await attempt(rt, intent)
+    # Waits count from the end of the attempt: a 15 s timeout plus a 60 s floor is 75 s.
+    now = datetime.now(UTC)
+    policy = RetryPolicy(rt.settings.retry_schedule, floor=rt.settings.retry_floor)
+    decision = decide(intent.attempt, outcome, policy, now, _rng)
+
+    entry.attempts.append(
+        Attempt(
+            attempt=intent.attempt,
+            at=started_at,
+            status=str(outcome.status),
+            http_status=outcome.http_status or outcome.smtp_code,
+            latency_ms=round(outcome.latency_ms, 2),
+            detail=outcome.detail,
+        )
+    )
+    entry.status = decision.status
+    entry.next_attempt_at = decision.retry_at
+    rt.ledger[intent.delivery_id] = entry.model_dump(mode="json")
+
+    n = intent.notification
+    rt.counters[f"delivery.{intent.channel_type}.{decision.status}"] += 1
+    log.info(
+        f"{intent.channel_type}_{decision.status}",
+        delivery_id=intent.delivery_id,
+        partner_id=n.partner_id,
+        document_id=n.document.id,
+        attempt=intent.attempt,
         detail=outcome.detail,
     )
+    follow_ups: list[Coroutine[Any, Any, object]] = [
+        rt.audit(
+            outcome_record(
+                intent,
+                decision.status,
+                now,
+                attempt=intent.attempt,
+                latency_ms=round(outcome.latency_ms, 2),
+                detail=outcome.detail,
+                reason=decision.reason,
+                http_status=outcome.http_status or outcome.smtp_code,
+                next_attempt_at=decision.retry_at,
+            )
+        )
+    ]
+    nxt = intent.model_copy(
+        update={
+            "first_attempt_at": intent.first_attempt_at or now,
+            "last_error": outcome.detail,
+        }
+    )
+    if decision.retry_at is not None:
+        retry = nxt.model_copy(update={"attempt": intent.attempt + 1, "due_at": decision.retry_at})
+        follow_ups.append(rt.send(topics.RETRY, n.partner_id, retry.model_dump_json().encode()))
+    if decision.dead_letter:
+        dead = nxt.model_copy(update={"dead_reason": decision.reason, "dead_at": now})
+        follow_ups.append(
+            rt.send(topics.DEAD_LETTER, n.partner_id, dead.model_dump_json().encode())
+        )
+    await asyncio.gather(*follow_ups)
+    await _track_health(rt, intent, outcome, now)
+
+
+def outcome_record(
+    intent: DeliveryIntent, status: DeliveryStatus, at: datetime, **fields: Any
+) -> AuditRecord:
+    """The audit record of one attempt's outcome."""
+    n = intent.notification
     return AuditRecord(
         kind=f"delivery.{status}",
-        at=datetime.now(UTC),
+        at=at,
         event_id=n.event_id,
         document_id=n.document.id,
         version=n.document.version,
         partner_id=n.partner_id,
         notification_id=n.notification_id,
-        delivery_id=planned.delivery_id,
-        channel_id=planned.channel_id,
-        channel_type=planned.channel_type,
+        delivery_id=intent.delivery_id,
+        channel_id=intent.channel_id,
+        channel_type=intent.channel_type,
         status=status,
-        attempt=1,
-        latency_ms=round(latency, 2),
-        detail=outcome.detail,
+        **fields,
     )
 
 
+async def attempt(rt: Runtime, intent: DeliveryIntent) -> Outcome:
+    """Send it once over its channel; problems come back as an Outcome, never raised."""
+    n = intent.notification
+    partner = rt.registry.book.get(n.partner_id)
+    channel = partner.channel(intent.channel_id) if partner else None
+    if channel is None:
+        return Outcome(OutcomeStatus.failed, "channel no longer exists (the partner removed it)")
+    if channel.disabled:
+        return Outcome(OutcomeStatus.disabled, f"channel is disabled: {channel.disabled_reason}")
+    wait = rt.limiter.reserve(f"{n.partner_id}/{channel.id}", time.monotonic())
+    if wait > 0:
+        await asyncio.sleep(wait)
+    planned = PlannedDelivery(
+        delivery_id=intent.delivery_id, channel_id=channel.id, channel_type=channel.type
+    )
+    started = time.perf_counter()
+    if isinstance(channel, WebhookChannel):
+        outcome = await _webhook(rt, intent, planned, channel)
+    else:
+        outcome = await _email(rt, intent, planned, channel)
+    if not outcome.latency_ms:
+        outcome = Outcome(
+            outcome.status,
+            outcome.detail,
+            outcome.http_status,
+            outcome.retry_after,
+            (time.perf_counter() - started) * 1000,
+            outcome.smtp_code,
+        )
+    return outcome
+
+
 async def _webhook(
-    rt: Runtime, n: Notification, planned: PlannedDelivery, channel: WebhookChannel
+    rt: Runtime, intent: DeliveryIntent, planned: PlannedDelivery, channel: WebhookChannel
 ) -> Outcome:
+    if rt.settings.profile == Profile.production and urlsplit(channel.url).scheme != "https":
+        return Outcome(OutcomeStatus.failed, "refused: webhooks must use https in production")
+    n = intent.notification
+    now = datetime.now(UTC)
     body = rendering.webhook_body(
         n,
         planned,
         why=explain(n.match),
         base_url=rt.settings.base_url,
-        now=datetime.now(UTC),
+        now=now,
         link_secret=rt.settings.link_secret,
     )
     return await rt.webhooks.send(
         url=channel.url,
         delivery_id=planned.delivery_id,
         body=body,
-        secrets=channel.signing_secrets(datetime.now(UTC)),
+        secrets=channel.signing_secrets(now),
     )
 
 
 async def _email(
-    rt: Runtime, n: Notification, planned: PlannedDelivery, channel: EmailChannel
+    rt: Runtime, intent: DeliveryIntent, planned: PlannedDelivery, channel: EmailChannel
 ) -> Outcome:
     if rt.mail is None:
-        return Outcome(OutcomeStatus.failed, "no SMTP server configured (RELAY_SMTP_HOST)")
+        return Outcome(OutcomeStatus.retry, "no SMTP server configured (RELAY_SMTP_HOST)")
+    n = intent.notification
     message = rendering.build_email(
         n,
         planned,
@@ -109,3 +229,34 @@ async def _email(
         link_secret=rt.settings.link_secret,
     )
     return await rt.mail.send(message)
+
+
+async def _track_health(
+    rt: Runtime, intent: DeliveryIntent, outcome: Outcome, now: datetime
+) -> None:
+    """Disable a channel that answered 410 or has failed without a break for too long."""
+    key = f"{intent.notification.partner_id}/{intent.channel_id}"
+    stored = rt.channel_health.get(key)
+    health = Health(
+        failing_since=datetime.fromisoformat(stored["since"])
+        if stored and stored["since"]
+        else None,
+        failures=stored["failures"] if stored else 0,
+    )
+    health, too_long = health_after(health, outcome, now, rt.settings.disable_after)
+    if outcome.status is OutcomeStatus.disabled:
+        reason = f"the receiver answered {outcome.detail}"
+    elif too_long:
+        reason = (
+            f"failing without a success since {health.failing_since:%Y-%m-%d %H:%M} UTC "
+            f"({health.failures} failed attempts)"
+        )
+    else:
+        if stored or health.failing_since:
+            rt.channel_health[key] = {
+                "since": health.failing_since.isoformat() if health.failing_since else None,
+                "failures": health.failures,
+            }
+        return
+    rt.channel_health[key] = {"since": None, "failures": 0}
+    await rt.disable_channel(intent.notification.partner_id, intent.channel_id, reason)

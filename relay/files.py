@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from relay.errors import InvalidInput, InvalidPartner
+from relay.errors import InvalidInput, InvalidPartner, UnknownCode
 from relay.intake import describe_validation_error
+from relay.matching.catalogue import check_coverage
 from relay.models import Partner
 
 
@@ -47,10 +48,15 @@ def parse_partner(item: Any, *, where: str = "partner") -> Partner:
     if isinstance(item, dict) and isinstance(item.get("id"), str):
         label = f"{where} ({item['id']})"
     try:
-        return Partner.model_validate(item)
+        partner = Partner.model_validate(item)
     except ValidationError as e:
         _, sentence = describe_validation_error(e)
         raise InvalidPartner(f"{label}: {sentence}") from e
+    try:
+        check_coverage(partner.coverage, at="coverage")
+    except UnknownCode as e:
+        raise InvalidPartner(f"{label}: {e}") from e
+    return partner
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class TopicFollower(Service):
         #: partition → next offset to apply.
         self.positions: dict[int, int] = {}
         self.caught_up = asyncio.Event()
+        #: Called once, when the follower first reaches the end of the topic.
+        self.on_caught_up: Callable[[], None] | None = None
         self._advanced = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -44,6 +46,7 @@ class TopicFollower(Service):
             bootstrap_servers=self.settings.bootstrap_servers,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
         await self._consumer.start()
         await self._consumer._client.force_metadata_update()
@@ -87,6 +90,8 @@ class TopicFollower(Service):
             ):
                 self.caught_up.set()
                 log.info("follower_caught_up", topic=self.topic, positions=self.positions)
+                if self.on_caught_up is not None:
+                    self.on_caught_up()
             self._advanced.set()
             self._advanced = asyncio.Event()
 

@@ -16,9 +16,16 @@ from relay.models import DocumentEvent, EventType
 Check = Callable[[DocumentEvent], None]
 
 
+def check_codes(event: DocumentEvent) -> None:
+    """Every industry and region code of the scope is in its catalogue."""
+    from relay.matching.catalogue import check_scope
+
+    check_scope(event.document.scope, at="document.scope")
+
+
 def default_checks() -> tuple[Check, ...]:
-    """The checks every accepted event passes (the code catalogues come with issue #3)."""
-    return ()
+    """The checks every accepted event passes."""
+    return (check_codes,)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -91,6 +91,7 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 15.0) -> l
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
     )
     try:
         await consumer.start()
@@ -146,6 +147,7 @@ async def follow(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
     )
     try:
         await consumer.start()

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     profile: Profile = Profile.production
     app_id: str = "policy-relay"
+    #: A stable name for this worker in the consumer group (static membership): a restarted
+    #: worker takes its place back at once instead of waiting out its old session.
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
     topic_partitions: int = Field(default=4, ge=1, le=256)
     topic_replication_factor: int = Field(default=1, ge=1)
 
@@ -55,6 +58,14 @@ class Settings(BaseSettings):
     #: Signs the acknowledgement links in emails and webhooks (HMAC); shared by all workers.
     link_secret: SecretStr | None = None
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    #: Timeouts and 429s are never retried sooner than this many seconds.
+    retry_floor: float = Field(default=60.0, ge=0)
+    #: How often due retries are checked for (seconds).
+    retry_tick: float = Field(default=1.0, gt=0)
+    #: A channel failing continuously for this long is disabled (default 5 days, as Svix).
+    disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
+    #: At most this many deliveries per second to one channel.
+    channel_rate: float = Field(default=20.0, gt=0)
     partners_file: Path | None = None
     data_dir: Path = Path(".relay")
     log_level: str = "info"
@@ -105,6 +116,11 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """The broker as aiokafka wants it (``host:port[,host:port]``)."""
         return ",".join(part.removeprefix("kafka://") for part in self.broker.split(";"))
+
+    @property
+    def fetch_max_wait_ms(self) -> int:
+        """How long a fetch may wait for new records: short on the embedded broker."""
+        return 50 if self.profile == Profile.dev else 500
 
     @property
     def base_url(self) -> str:

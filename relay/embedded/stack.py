@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import SecretStr
 
 from relay import kafka, topics
 from relay.embedded.broker import (
@@ -50,6 +52,18 @@ def redirect_examples(partners: list[Partner], sink: WebhookSink) -> list[Partne
             channels.append(ch)
         out.append(p.model_copy(update={"channels": channels}))
     return out
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
 
 
 def _first_webhook(p: Partner) -> int:
@@ -104,7 +118,10 @@ class Stack:
         for old in self.mail_dir.glob("*.eml"):
             old.unlink()
         s = self.settings
-        updates: dict[str, object] = {"profile": "dev", "allow_private_webhooks": True}
+        updates: dict[str, object] = {
+            "profile": "dev", "allow_private_webhooks": True,
+            "instance_id": s.instance_id or "worker-1",
+        }
         if s.link_secret is None:
             # Acknowledgement links in dev/demo mail work without any setup.
             updates["link_secret"] = secrets.token_urlsafe(32)
@@ -136,34 +153,16 @@ class Stack:
         await self.wait_ready()
 
     def worker_env(self) -> dict[str, str]:
+        """The worker's environment: ours, minus RELAY_*, plus every worker setting."""
         ws = self.worker_settings
         assert ws is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-        values: dict[str, object] = {
-            "BROKER_URL": ws.broker,
-            "PROFILE": ws.profile.value,
-            "APP_ID": ws.app_id,
-            "TOPIC_PARTITIONS": ws.topic_partitions,
-            "WEB_HOST": ws.web_host,
-            "WEB_PORT": ws.web_port,
-            "SMTP_HOST": ws.smtp_host,
-            "SMTP_PORT": ws.smtp_port,
-            "SMTP_USERNAME": ws.smtp_username,
-            "SMTP_STARTTLS": str(ws.smtp_starttls).lower(),
-            "MAIL_FROM": ws.mail_from,
-            "ALLOW_PRIVATE_WEBHOOKS": "true",
-            "RETRY_SCHEDULE": ",".join(f"{v:g}" for v in ws.retry_schedule),
-            "DATA_DIR": str(self.run_dir),
-            "LOG_LEVEL": ws.log_level,
-            "PUBLIC_URL": ws.public_url,
-        }
-        if ws.smtp_password is not None:
-            values["SMTP_PASSWORD"] = ws.smtp_password.get_secret_value()
-        if ws.operator_token is not None:
-            values["OPERATOR_TOKEN"] = ws.operator_token.get_secret_value()
-        if ws.link_secret is not None:
-            values["LINK_SECRET"] = ws.link_secret.get_secret_value()
-        env.update({f"RELAY_{k}": str(v) for k, v in values.items() if v is not None})
+        for name, value in ws.model_dump().items():
+            if value is None:
+                continue
+            env[f"RELAY_{name.upper()}"] = _env_value(value)
+        env["RELAY_BROKER_URL"] = ws.broker
+        env["RELAY_DATA_DIR"] = str(self.run_dir)
         return env
 
     def start_worker(self) -> None:
@@ -179,6 +178,13 @@ class Stack:
             )
         finally:
             log.close()
+
+    async def kill_worker(self) -> None:
+        """SIGKILL the worker, as a crash would (for fault tests)."""
+        if self.worker is not None:
+            self.worker.kill()
+            await asyncio.to_thread(self.worker.wait, 10)
+            self.worker = None
 
     @property
     def web_url(self) -> str:

@@ -20,9 +20,12 @@ from relay.models.partner import (
 )
 from relay.models.records import (
     FINAL_STATUSES,
+    Attempt,
     AuditRecord,
+    DeliveryIntent,
     DeliveryStatus,
     Dimension,
+    LedgerEntry,
     MatchResult,
     NoticeType,
     Notification,
@@ -33,10 +36,12 @@ from relay.models.records import (
 
 __all__ = [
     "FINAL_STATUSES",
+    "Attempt",
     "Audience",
     "AuditRecord",
     "Channel",
     "Coverage",
+    "DeliveryIntent",
     "DeliveryMode",
     "DeliveryPrefs",
     "DeliveryStatus",
@@ -46,6 +51,7 @@ __all__ = [
     "EmailChannel",
     "EventType",
     "Interests",
+    "LedgerEntry",
     "MatchResult",
     "NoticeType",
     "Notification",

@@ -139,3 +139,49 @@ class AuditRecord(BaseModel):
     #: Acknowledgements (kind ``delivery.acked``): enterprises reached, and the partner's note.
     forwarded_to: int | None = None
     note: str | None = None
+
+
+class DeliveryIntent(BaseModel):
+    """One delivery to make: the value of the delivery, retry and dead-letter topics.
+
+    The id is stable across attempts, retries and replays.
+    """
+
+    delivery_id: str
+    channel_id: str
+    channel_type: ChannelType
+    notification: Notification
+    attempt: int = 1
+    #: Retries: not to be attempted before this time.
+    due_at: datetime | None = None
+    first_attempt_at: datetime | None = None
+    last_error: str | None = None
+    #: How many times an operator replayed it from the dead letters.
+    replays: int = 0
+    #: Dead letters: why it ended there.
+    dead_reason: str | None = None
+    dead_at: datetime | None = None
+
+
+class Attempt(BaseModel):
+    """One attempt of one delivery, as the ledger keeps it."""
+
+    attempt: int
+    at: datetime
+    status: str
+    http_status: int | None = None
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+class LedgerEntry(BaseModel):
+    """The state of one delivery and every attempt it took (the ``ledger`` table)."""
+
+    delivery_id: str
+    partner_id: str
+    document_id: str
+    channel_id: str
+    channel_type: ChannelType
+    status: DeliveryStatus = DeliveryStatus.pending
+    attempts: list[Attempt] = Field(default_factory=list)
+    next_attempt_at: datetime | None = None

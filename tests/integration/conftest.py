@@ -7,6 +7,9 @@ verifying receiver and their email going to an aiosmtpd recorder owned by the te
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -39,6 +42,8 @@ def renamed(event: dict[str, Any], doc_id: str, event_id: str | None = None) -> 
     """A copy of a sample event under a fresh document id, so tests do not share documents."""
     out = json.loads(json.dumps(event))
     out["document"]["id"] = doc_id
+    # Its own title too: tests find their emails by subject.
+    out["document"]["title"] = f"{out['document']['title']}［{doc_id}］"
     out["event_id"] = event_id or str(uuid.uuid4())
     return out
 
@@ -77,6 +82,29 @@ class RelayUnderTest:
         ]
 
 
+def run_relay_cli(
+    relay: RelayUnderTest | None,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m relay ARGS`` as a user would, against the test broker if given."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    if relay is not None:
+        full_env["RELAY_BROKER_URL"] = relay.settings.broker
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RelayUnderTest]:
     partners = load_partners(ROOT / "config" / "partners.yaml")
@@ -110,7 +138,13 @@ async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Relay
                 data_dir=run_dir,
                 operator_token="test-operator-token",
                 link_secret="test-link-secret",
-                retry_schedule=(0.5, 1.0),
+                # A compressed retry schedule, floor and timeouts: the fault tests see the
+                # whole retry life of a delivery in seconds.
+                retry_schedule=(0.5, 1.0, 1.0, 2.0),
+                retry_floor=1.0,
+                retry_tick=0.2,
+                webhook_timeout=2.0,
+                disable_after=8.0,
             )
             stack = Stack(settings, partners, run_dir=run_dir, broker_port=free_port())
             async with stack:

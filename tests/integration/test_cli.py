@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, RelayUnderTest, renamed, sample_event
+from tests.integration.conftest import RelayUnderTest, renamed, run_relay_cli, sample_event
 
 pytestmark = pytest.mark.integration
 session_loop = pytest.mark.asyncio(loop_scope="session")
@@ -19,17 +17,7 @@ session_loop = pytest.mark.asyncio(loop_scope="session")
 def relay_cmd(
     *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "relay", *args],
-        env=full_env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return run_relay_cli(None, *args, env=env, stdin=stdin, timeout=timeout)
 
 
 @session_loop
