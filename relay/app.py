@@ -28,6 +28,7 @@ from relay.registry import Registry
 from relay.retrying import RateLimiter
 from relay.settings import Profile, Settings
 from relay.trace import TraceView
+from relay.watchdog import Watchdog
 
 log = get_logger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -119,6 +120,7 @@ class Runtime:
         self.limiter = RateLimiter(settings.channel_rate)
         self.registry = Registry(settings)
         self.trace = TraceView(settings)
+        self.watchdog = Watchdog(self)
         self.webhooks = WebhookSender(
             timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
         )
@@ -311,6 +313,7 @@ class _Services(Service):
     async def on_start(self) -> None:
         await self.add_runtime_dependency(self.rt.registry)
         await self.add_runtime_dependency(self.rt.trace)
+        await self.add_runtime_dependency(self.rt.watchdog)
         await self.rt.webhooks.start()
 
     async def on_stop(self) -> None:

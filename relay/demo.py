@@ -143,16 +143,6 @@ async def run_dev(settings: Settings, out: TextIO) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        while not stop.is_set():
-            if stack.worker is not None and stack.worker.poll() is not None:
-                say(
-                    f"relay dev: the worker exited with code {stack.worker.returncode}; "
-                    f"see {stack.worker_log}"
-                )
-                return 1
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except TimeoutError:
-                pass
+        await stop.wait()
         say("stopping…")
     return 0

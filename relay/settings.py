@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     disable_after: float = Field(default=5 * 24 * 3600.0, gt=0)
     #: At most this many deliveries per second to one channel.
     channel_rate: float = Field(default=20.0, gt=0)
+    #: Records waiting but nothing read for this long: the worker stops, to be restarted.
+    stall_timeout: float = Field(default=120.0, gt=0)
     partners_file: Path | None = None
     data_dir: Path = Path(".relay")
     log_level: str = "info"

@@ -93,6 +93,7 @@ class Stack:
     hooks: WebhookSink = field(default_factory=lambda: WebhookSink(secrets={}))
     worker: subprocess.Popen[bytes] | None = None
     worker_settings: Settings | None = None
+    _supervisor: asyncio.Task[None] | None = None
 
     @property
     def worker_log(self) -> Path:
@@ -119,7 +120,8 @@ class Stack:
             old.unlink()
         s = self.settings
         updates: dict[str, object] = {
-            "profile": "dev", "allow_private_webhooks": True,
+            "profile": "dev",
+            "allow_private_webhooks": True,
             "instance_id": s.instance_id or "worker-1",
         }
         if s.link_secret is None:
@@ -151,6 +153,20 @@ class Stack:
         await import_partners(ws, self.partners)
         self.start_worker()
         await self.wait_ready()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        """Start the worker again if it exits on its own (the watchdog stops a stuck one)."""
+        while True:
+            await asyncio.sleep(0.5)
+            proc = self.worker
+            if proc is not None and proc.poll() is not None:
+                with open(self.worker_log, "a") as log:
+                    log.write(
+                        f"relay stack: worker exited with code {proc.returncode}; "
+                        "starting a new one\n"
+                    )
+                self.start_worker()
 
     def worker_env(self) -> dict[str, str]:
         """The worker's environment: ours, minus RELAY_*, plus every worker setting."""
@@ -181,10 +197,10 @@ class Stack:
 
     async def kill_worker(self) -> None:
         """SIGKILL the worker, as a crash would (for fault tests)."""
-        if self.worker is not None:
-            self.worker.kill()
-            await asyncio.to_thread(self.worker.wait, 10)
-            self.worker = None
+        proc, self.worker = self.worker, None  # so the supervisor leaves it dead
+        if proc is not None:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
 
     @property
     def web_url(self) -> str:
@@ -222,6 +238,9 @@ class Stack:
             return "(no log)"
 
     async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            self._supervisor = None
         stop_process(self.worker, timeout=15)
         self.worker = None
         await self.hooks.stop()

@@ -107,10 +107,16 @@ def create_api(rt: Runtime) -> FastAPI:
         log.exception("api_request_failed", method=request.method, path=request.url.path)
         return error(500, "internal_error", "internal error; the worker log has the details")
 
-    @api.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, Any]:
-        """The process is up."""
-        return {"status": "ok", "uptime_s": round(time.time() - rt.started, 1)}
+    @api.get("/healthz", tags=["operations"], responses={503: {"description": "Stalled"}})
+    async def healthz() -> JSONResponse:
+        """The process is up, and its consumer is not stuck (see relay/watchdog.py)."""
+        stalled = rt.watchdog.stalled
+        body = {
+            "status": "stalled" if stalled else "ok",
+            "uptime_s": round(time.time() - rt.started, 1),
+            "detail": stalled,
+        }
+        return JSONResponse(body, status_code=503 if stalled else 200)
 
     @api.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
     async def readyz() -> JSONResponse:

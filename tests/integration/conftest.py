@@ -145,6 +145,7 @@ async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Relay
                 retry_tick=0.2,
                 webhook_timeout=2.0,
                 disable_after=8.0,
+                stall_timeout=15.0,
             )
             stack = Stack(settings, partners, run_dir=run_dir, broker_port=free_port())
             async with stack:

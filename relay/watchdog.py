@@ -1,0 +1,79 @@
+"""Watching the worker's own consumer: records waiting, yet nothing read for too long.
+
+On the embedded broker a restarted worker was seen to stop fetching some partitions for
+good. A stuck worker is worse than a dead one, because nothing restarts it: so the
+watchdog marks the worker unhealthy (``/healthz`` answers 503) and then stops it, for its
+supervisor (``relay dev``/``relay demo``, systemd, Kubernetes) to start it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from mode import Service
+
+from relay import topics
+from relay.embedded.faust_patches import true_end_offsets
+from relay.logs import get_logger
+
+if TYPE_CHECKING:
+    from relay.app import Runtime
+
+log = get_logger(__name__)
+
+#: The topics agents read; changelogs and the leader topic are not watched.
+WATCHED = {topics.DOCUMENTS, topics.ACCEPTED, topics.RETRY, *topics.DELIVER.values()}
+
+
+class Watchdog(Service):
+    def __init__(self, rt: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rt = rt
+        self.stalled: str | None = None
+        #: partition → (read offset, since when it has not moved)
+        self._seen: dict[Any, tuple[int | None, float]] = {}
+
+    async def on_start(self) -> None:
+        self.add_future(self._watch())
+
+    async def _watch(self) -> None:
+        interval = min(5.0, self.rt.settings.stall_timeout / 4)
+        while not self.should_stop:
+            await self.sleep(interval)
+            try:
+                await self._check()
+            except Exception as e:  # never let the watchdog take the worker down by mistake
+                log.warning("watchdog_check_failed", error=repr(e))
+
+    async def _check(self) -> None:
+        app = self.rt.app
+        if app.rebalancing:
+            self._seen.clear()
+            return
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in WATCHED]
+        if not tps:
+            return
+        servers = self.rt.settings.bootstrap_servers.split(",")
+        ends = await true_end_offsets(servers, tps)
+        read = app.monitor.tp_read_offsets
+        committed = app.monitor.tp_committed_offsets
+        now = time.monotonic()
+        for tp in tps:
+            done = max(read.get(tp, -1), committed.get(tp, 0) - 1)
+            waiting = ends.get(tp, 0) - (done + 1)
+            last, since = self._seen.get(tp, (None, now))
+            if waiting <= 0 or done != last:
+                self._seen[tp] = (done, now)
+                continue
+            if now - since >= self.rt.settings.stall_timeout:
+                self.stalled = (
+                    f"{tp.topic}[{tp.partition}]: {waiting} records waiting, "
+                    f"nothing read for {now - since:.0f}s"
+                )
+                log.error("consumer_stalled", detail=self.stalled)
+                # A clean stop: commits what was done; the supervisor starts a new worker.
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
