@@ -50,9 +50,17 @@ def table(rows: Sequence[Sequence[str]], max_cols: Sequence[int]) -> list[str]:
 
 
 def why_short(match: MatchResult | None) -> str:
+    """The reasons that single this partner out, and what it must judge itself.
+
+    Dimensions the policy does not restrict ("本政策不限行业") are left out: they hold for
+    everyone and would push the telling lines off the screen.
+    """
     if match is None:
         return ""
-    return "；".join(explain(match))
+    specific = match.model_copy(
+        update={"reasons": [r for r in match.reasons if not r.applies_to_all]}
+    )
+    return "；".join(explain(specific)) or "；".join(explain(match))
 
 
 def render(progress: Progress, titles: dict[str, str]) -> str:
@@ -74,17 +82,23 @@ def render(progress: Progress, titles: dict[str, str]) -> str:
         if not t.notifications:
             out.append("  (no partner matched)")
             continue
-        rows = [["partner", "channel", "status", "why it matched 推送理由"]]
+        rows = [["partner", "email", "webhook"]]
+        whys: list[str] = []
         for n in sorted(t.notifications, key=lambda r: r.partner_id or ""):
-            ids = n.deliveries or []
-            if not ids:
-                rows.append([n.partner_id or "", "-", "无可用渠道 no channel", why_short(n.match)])
-            for did in ids:
+            status = {"email": "-", "webhook": "-"}
+            for did in n.deliveries or []:
                 o = progress.outcomes.get(did)
-                status = STATUS_LABEL.get(str(o.status), str(o.status)) if o else "pending"
-                channel = o.channel_type if o and o.channel_type else "?"
-                rows.append([n.partner_id or "", channel or "?", status, why_short(n.match)])
-        out += table(rows, [34, 8, 18, 90])
+                if o is not None and o.channel_type:
+                    status[o.channel_type] = STATUS_LABEL.get(str(o.status), str(o.status))
+                elif o is None:
+                    status = {k: ("pending" if v == "-" else v) for k, v in status.items()}
+            rows.append([n.partner_id or "", status["email"], status["webhook"]])
+            whys.append(why_short(n.match))
+        lines = table(rows, [34, 18, 18])
+        out += lines[:2]
+        for line, why in zip(lines[2:], whys, strict=True):
+            out.append(line)
+            out.append(f"      why 推送理由: {why}")
     for r in progress.anonymous_rejections:
         out.append("")
         out.append(f"✗ 拒收 rejected record without an event id [{r.reason}]: {r.detail}")

@@ -352,6 +352,7 @@ async def test_malformed_intent_goes_to_the_dead_letter_with_a_reason(
     assert mine[0]["source_topic"] == topics.DELIVER_WEBHOOK
 
 
+@pytest.mark.chaos
 async def test_worker_killed_mid_fanout_loses_nothing_and_repeats_keep_their_id(
     relay: RelayUnderTest,
 ) -> None:
