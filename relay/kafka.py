@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -85,8 +85,8 @@ async def produce(
         await producer.stop()
 
 
-async def read_topic(settings: Settings, topic: str, timeout: float = 15.0) -> list[Record]:
-    """Every record of ``topic`` from the beginning up to its current end."""
+async def _reader(settings: Settings, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+    """A started group-less consumer assigned every partition of ``topic``, at the start."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
@@ -95,19 +95,27 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 15.0) -> l
     )
     try:
         await consumer.start()
+        await consumer._client.force_metadata_update()
     except KafkaConnectionError as e:
         await consumer.stop()
         raise _unreachable(settings, e) from e
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
-            return []
+    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if tps:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+    return consumer, tps
+
+
+def _record(m: ConsumerRecord[bytes, bytes]) -> Record:
+    return Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+
+
+async def read_topic(settings: Settings, topic: str, timeout: float = 15.0) -> list[Record]:
+    """Every record of ``topic`` from the beginning up to its current end."""
+    consumer, tps = await _reader(settings, topic)
+    try:
+        if not tps:
+            return []
         # The embedded broker's ListOffsets answers the base offset of the last batch + 1,
         # not the true end, so read until the highwater mark that fetch responses carry.
         out: list[Record] = []
@@ -119,10 +127,7 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 15.0) -> l
                 raise RelayError(f"timed out reading {topic}")
             batch = await consumer.getmany(*remaining, timeout_ms=200)
             for msgs in batch.values():
-                out.extend(
-                    Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                    for m in msgs
-                )
+                out.extend(_record(m) for m in msgs)
             for tp in list(remaining):
                 hw = consumer.highwater(tp)
                 if hw is not None and await consumer.position(tp) >= hw:
@@ -143,23 +148,8 @@ async def follow(
 
     Returns False if ``timeout`` seconds pass first.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-    )
+    consumer, _ = await _reader(settings, topic)
     try:
-        await consumer.start()
-    except KafkaConnectionError as e:
-        await consumer.stop()
-        raise _unreachable(settings, e) from e
-    try:
-        await consumer._client.force_metadata_update()
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not until():
@@ -168,7 +158,7 @@ async def follow(
             batch = await consumer.getmany(timeout_ms=200)
             for msgs in batch.values():
                 for m in msgs:
-                    on_record(Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+                    on_record(_record(m))
         return True
     finally:
         await consumer.stop()
