@@ -116,7 +116,9 @@ def test_every_operation_answers_as_documented(fuzzed: Fuzzed) -> None:
         ("GET /api/v1/partners/{partner_id}", 200),
         ("PUT /api/v1/partners/{partner_id}", 200),
         ("GET /api/v1/partners/{partner_id}/channels", 200),
-        ("POST /api/v1/partners/{partner_id}/channels/{channel_id}/test", 200),
+        # Not "POST …/channels/{channel_id}/test": the fuzzed DELETEs before it may have
+        # removed every channel it could aim at (tests/integration/test_api_partners.py
+        # covers test sends).
         ("POST /api/v1/documents", 202),
         ("POST /api/v1/dead-letters/replay", 200),
     ]:
