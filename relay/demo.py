@@ -129,7 +129,7 @@ async def run_dev(settings: Settings, out: TextIO) -> int:
             "Policy Relay dev stack is up (the embedded broker is in memory: it forgets "
             "everything when it stops)."
         )
-        say(f"  dashboard   {stack.web_url}/")
+        say(f"  dashboard   {stack.web_url}/ (not built yet; use the API docs below)")
         say(f"  API docs    {stack.web_url}/docs")
         say(f"  broker      {stack.broker_url}")
         if stack.smtp:
