@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
@@ -15,7 +16,7 @@ from agents.context import on_behalf_of
 from relay import topics
 from relay.dispatch import handle
 from relay.logs import get_logger
-from relay.models import DeliveryIntent
+from relay.models import AuditRecord, DeliveryIntent, Document, DocumentSource
 
 if TYPE_CHECKING:
     from relay.app import Runtime
@@ -28,6 +29,8 @@ BATCH = 200
 CONCURRENCY = 512
 #: The value of a tick record on the retry topic: "look for due retries in this partition".
 TICK = b'{"tick":true}'
+#: How long a batch waits for this worker to read the document its intents refer to.
+DOCUMENT_WAIT = 10.0
 
 
 def install(rt: Runtime) -> None:
@@ -52,22 +55,19 @@ def _install_delivery(rt: Runtime, channel_type: str, topic: str) -> None:
 
 
 async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
+    intents = await _complete(rt, events)
     per_partner: dict[bytes, list[tuple[EventT[Any], DeliveryIntent]]] = defaultdict(list)
-    for event in events:
-        try:
-            intent = DeliveryIntent.model_validate_json(event.value)
-        except ValidationError as e:
-            await rt.dead_letter_raw(event, f"malformed delivery intent: {e.errors()[0]['msg']}")
-            continue
+    for event, intent in intents:
         per_partner[event.key or b""].append((event, intent))
     gate = asyncio.Semaphore(CONCURRENCY)
+    audit: list[AuditRecord] = []
 
     async def run(items: list[tuple[EventT[Any], DeliveryIntent]]) -> None:
         async with gate:
             for event, intent in items:
                 with on_behalf_of(event):
                     try:
-                        await handle(rt, intent)
+                        await handle(rt, intent, audit)
                     except Exception as e:
                         log.exception(
                             "delivery_failed_unexpectedly", delivery_id=intent.delivery_id
@@ -75,6 +75,80 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
                         await rt.dead_letter_raw(event, f"internal error: {e!r}")
 
     await asyncio.gather(*(run(items) for items in per_partner.values()))
+    # One write (a value per document) for the whole batch's outcomes, before it is acked.
+    if audit:
+        await rt.audit_many(audit)
+
+
+async def _complete(
+    rt: Runtime, events: list[EventT[Any]]
+) -> list[tuple[EventT[Any], DeliveryIntent]]:
+    """Parse the batch's intents and give each the whole notification.
+
+    Malformed records go to the dead letters. A first attempt carries only a reference to
+    its document's record in the accepted-documents topic, which every worker follows: one
+    lookup serves the whole batch.
+    """
+    parsed: list[tuple[EventT[Any], DeliveryIntent]] = []
+    for event in events:
+        try:
+            parsed.append((event, DeliveryIntent.model_validate_json(event.value)))
+        except ValidationError as e:
+            await rt.dead_letter_raw(event, f"malformed delivery intent: {e.errors()[0]['msg']}")
+    documents: dict[DocumentSource, Document | None] = {}
+    for _, intent in parsed:
+        if intent.ref is not None and intent.ref.source not in documents:
+            documents[intent.ref.source] = await rt.trace.document(
+                intent.ref.source, timeout=DOCUMENT_WAIT
+            )
+    complete: list[tuple[EventT[Any], DeliveryIntent]] = []
+    for event, intent in parsed:
+        ref = intent.ref
+        if ref is None:
+            complete.append((event, intent))
+            continue
+        document = documents[ref.source]
+        if document is None:
+            await _document_missing(rt, event, intent, ref.source)
+            continue
+        try:
+            notification = ref.with_document(document)
+        except ValueError as e:
+            await rt.dead_letter_raw(event, f"malformed delivery intent: {e}")
+            continue
+        whole = intent.model_copy(update={"notification": notification, "ref": None})
+        complete.append((event, whole))
+    return complete
+
+
+async def _document_missing(
+    rt: Runtime, event: EventT[Any], intent: DeliveryIntent, source: DocumentSource
+) -> None:
+    """A reference to a document this worker cannot read (yet)."""
+    topic = topics.ACCEPTED
+    if rt.trace.accepted.positions.get(source.partition, 0) > source.offset:
+        # Read past it and found no document there: the reference is wrong.
+        await rt.dead_letter_raw(
+            event,
+            f"malformed delivery intent: no accepted document at "
+            f"{topic}[{source.partition}]@{source.offset}",
+        )
+        return
+    # Not read yet (the follower lags behind): try again later, as a retry would.
+    schedule = rt.settings.retry_schedule
+    where = f"{topic}[{source.partition}]@{source.offset}"
+    if intent.attempt > len(schedule):
+        await rt.dead_letter_raw(event, f"no accepted document could be read at {where}")
+        return
+    log.warning("delivery_document_not_read_yet", delivery_id=intent.delivery_id, source=where)
+    later = intent.model_copy(
+        update={
+            "attempt": intent.attempt + 1,
+            "due_at": datetime.now(UTC) + timedelta(seconds=schedule[intent.attempt - 1]),
+            "last_error": f"document at {where} not read yet",
+        }
+    )
+    await rt.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())
 
 
 def _install_retry(rt: Runtime) -> None:

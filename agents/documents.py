@@ -12,7 +12,13 @@ from relay.app import today_in_shanghai
 from relay.errors import InvalidEvent
 from relay.intake import parse_event
 from relay.logs import get_logger
-from relay.models import AuditRecord, DeliveryIntent, DocumentEvent
+from relay.models import (
+    AuditRecord,
+    DeliveryIntent,
+    DocumentEvent,
+    DocumentSource,
+    NotificationRef,
+)
 from relay.planning import DocumentState, plan_event
 
 if TYPE_CHECKING:
@@ -55,8 +61,9 @@ def install(rt: Runtime) -> None:
     async def match(stream: StreamT[bytes]) -> None:
         await rt.registry.wait_ready()
         async for event in stream.events():
+            source = DocumentSource(partition=event.message.partition, offset=event.message.offset)
             try:
-                await _match_one(rt, event.value)
+                await _match_one(rt, event.value, source)
             except InvalidEvent as e:
                 await rt.reject(e, event.value, event)
             except Exception as e:
@@ -66,7 +73,8 @@ def install(rt: Runtime) -> None:
                 )
 
 
-async def _match_one(rt: Runtime, raw: bytes) -> None:
+async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
+    """Match one accepted document version (the record at ``source``) and plan its relay."""
     doc_event = DocumentEvent.model_validate_json(raw)
     doc = doc_event.document
     stored = rt.documents.get(doc.id)
@@ -116,12 +124,14 @@ async def _match_one(rt: Runtime, raw: bytes) -> None:
                         delivery_id=d.delivery_id,
                         channel_id=d.channel_id,
                         channel_type=d.channel_type,
-                        notification=n,
+                        ref=ref,
                     )
                     .model_dump_json()
                     .encode(),
                 )
                 for n in plan.notifications
+                # The document itself is read from `source` by the delivery agents.
+                for ref in (NotificationRef.of(n, source),)
                 for d in n.deliveries
                 if d.channel_type == channel_type
             ],

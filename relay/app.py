@@ -22,7 +22,7 @@ from relay.embedded import faust_patches
 from relay.errors import InvalidEvent
 from relay.intake import Check, default_checks, event_hints
 from relay.logs import get_logger
-from relay.models import AuditRecord, EmailChannel, Rejection
+from relay.models import AuditRecord, EmailChannel, Rejection, audit_value
 from relay.notices import channel_disabled_email
 from relay.registry import Registry
 from relay.retrying import RateLimiter
@@ -35,6 +35,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 #: Bytes of a rejected record kept in ``relay.rejected`` (the rest is cut, marked "…").
 RAW_KEEP = 64 * 1024
+#: Audit records of one document written as one value, at most (about 0.5 kB each).
+AUDIT_BATCH = 250
 
 
 def today_in_shanghai() -> date:
@@ -172,12 +174,23 @@ class Runtime:
         await self.audit_many([record])
 
     async def audit_many(self, records: list[AuditRecord]) -> None:
-        """Append several steps, waiting for the broker once for all of them."""
-        await self.send_many(
-            topics.AUDIT, [(r.document_id, r.model_dump_json().encode()) for r in records]
-        )
+        """Append several steps, waiting for the broker once for all of them.
+
+        The records of one document travel together, up to ``AUDIT_BATCH`` in one value
+        (see :func:`relay.models.audit_records`), in the order given.
+        """
+        by_document: dict[str | None, list[AuditRecord]] = {}
         for r in records:
+            by_document.setdefault(r.document_id, []).append(r)
             self.counters[f"audit.{r.kind}"] += 1
+        await self.send_many(
+            topics.AUDIT,
+            [
+                (doc_id, audit_value(group[i : i + AUDIT_BATCH]))
+                for doc_id, group in by_document.items()
+                for i in range(0, len(group), AUDIT_BATCH)
+            ],
+        )
 
     async def send_many(self, topic: str, records: list[tuple[str | None, bytes]]) -> None:
         """Produce many records and wait until the broker has every one."""

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from relay import kafka, report, topics
 from relay.embedded.stack import Stack
 from relay.files import load_partners, read_events
-from relay.models import FINAL_STATUSES, AuditRecord, DeliveryStatus
+from relay.models import FINAL_STATUSES, DeliveryStatus, audit_records
 from relay.progress import Progress
 from relay.settings import Settings
 
@@ -75,9 +75,11 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
 
         def on_record(rec: kafka.Record) -> None:
             try:
-                progress.add(AuditRecord.model_validate_json(rec.value or b""))
+                records = audit_records(rec.value or b"")
             except ValidationError:
-                pass
+                return
+            for r in records:
+                progress.add(r)
 
         settled = await kafka.follow(
             stack.worker_settings or settings,

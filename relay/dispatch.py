@@ -42,7 +42,7 @@ def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> LedgerEntry:
     stored = rt.ledger.get(intent.delivery_id)
     if stored:
         return LedgerEntry.model_validate(stored)
-    n = intent.notification
+    n = intent.full
     return LedgerEntry(
         delivery_id=intent.delivery_id,
         partner_id=n.partner_id,
@@ -52,8 +52,12 @@ def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> LedgerEntry:
     )
 
 
-async def handle(rt: Runtime, intent: DeliveryIntent) -> None:
-    """One attempt of one intent, and everything that follows from its outcome."""
+async def handle(rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord]) -> None:
+    """One attempt of one intent, and everything that follows from its outcome.
+
+    ``intent`` carries the whole notification. Its audit records are appended to
+    ``audit``, which the caller writes once for a whole batch.
+    """
     entry = ledger_entry(rt, intent)
     if entry.status == DeliveryStatus.delivered:
         # A repeat after a crash or a replay of something that got through: never resend,
@@ -61,7 +65,7 @@ async def handle(rt: Runtime, intent: DeliveryIntent) -> None:
         rt.counters["delivery.duplicate_suppressed"] += 1
         log.info("delivery_already_done", delivery_id=intent.delivery_id)
         last = entry.attempts[-1] if entry.attempts else None
-        await rt.audit(
+        audit.append(
             outcome_record(
                 intent,
                 DeliveryStatus.delivered,
@@ -93,7 +97,7 @@ async def handle(rt: Runtime, intent: DeliveryIntent) -> None:
     entry.next_attempt_at = decision.retry_at
     rt.ledger[intent.delivery_id] = entry.model_dump(mode="json")
 
-    n = intent.notification
+    n = intent.full
     rt.counters[f"delivery.{intent.channel_type}.{decision.status}"] += 1
     log.info(
         f"{intent.channel_type}_{decision.status}",
@@ -103,21 +107,20 @@ async def handle(rt: Runtime, intent: DeliveryIntent) -> None:
         attempt=intent.attempt,
         detail=outcome.detail,
     )
-    follow_ups: list[Coroutine[Any, Any, object]] = [
-        rt.audit(
-            outcome_record(
-                intent,
-                decision.status,
-                now,
-                attempt=intent.attempt,
-                latency_ms=round(outcome.latency_ms, 2),
-                detail=outcome.detail,
-                reason=decision.reason,
-                http_status=outcome.http_status or outcome.smtp_code,
-                next_attempt_at=decision.retry_at,
-            )
+    audit.append(
+        outcome_record(
+            intent,
+            decision.status,
+            now,
+            attempt=intent.attempt,
+            latency_ms=round(outcome.latency_ms, 2),
+            detail=outcome.detail,
+            reason=decision.reason,
+            http_status=outcome.http_status or outcome.smtp_code,
+            next_attempt_at=decision.retry_at,
         )
-    ]
+    )
+    follow_ups: list[Coroutine[Any, Any, object]] = []
     nxt = intent.model_copy(
         update={
             "first_attempt_at": intent.first_attempt_at or now,
@@ -140,7 +143,7 @@ def outcome_record(
     intent: DeliveryIntent, status: DeliveryStatus, at: datetime, **fields: Any
 ) -> AuditRecord:
     """The audit record of one attempt's outcome."""
-    n = intent.notification
+    n = intent.full
     return AuditRecord(
         kind=f"delivery.{status}",
         at=at,
@@ -159,7 +162,7 @@ def outcome_record(
 
 async def attempt(rt: Runtime, intent: DeliveryIntent) -> Outcome:
     """Send it once over its channel; problems come back as an Outcome, never raised."""
-    n = intent.notification
+    n = intent.full
     partner = rt.registry.book.get(n.partner_id)
     channel = partner.channel(intent.channel_id) if partner else None
     if channel is None:
@@ -194,7 +197,7 @@ async def _webhook(
 ) -> Outcome:
     if rt.settings.profile == Profile.production and urlsplit(channel.url).scheme != "https":
         return Outcome(OutcomeStatus.failed, "refused: webhooks must use https in production")
-    n = intent.notification
+    n = intent.full
     now = datetime.now(UTC)
     body = rendering.webhook_body(
         n,
@@ -217,7 +220,7 @@ async def _email(
 ) -> Outcome:
     if rt.mail is None:
         return Outcome(OutcomeStatus.retry, "no SMTP server configured (RELAY_SMTP_HOST)")
-    n = intent.notification
+    n = intent.full
     message = rendering.build_email(
         n,
         planned,
@@ -235,7 +238,7 @@ async def _track_health(
     rt: Runtime, intent: DeliveryIntent, outcome: Outcome, now: datetime
 ) -> None:
     """Disable a channel that answered 410 or has failed without a break for too long."""
-    key = f"{intent.notification.partner_id}/{intent.channel_id}"
+    key = f"{intent.partner_id}/{intent.channel_id}"
     stored = rt.channel_health.get(key)
     health = Health(
         failing_since=datetime.fromisoformat(stored["since"])
@@ -259,4 +262,4 @@ async def _track_health(
             }
         return
     rt.channel_health[key] = {"since": None, "failures": 0}
-    await rt.disable_channel(intent.notification.partner_id, intent.channel_id, reason)
+    await rt.disable_channel(intent.partner_id, intent.channel_id, reason)

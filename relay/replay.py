@@ -24,12 +24,11 @@ class DeadLetterFilter:
     until: datetime | None = None
 
     def __call__(self, intent: DeliveryIntent) -> bool:
-        n = intent.notification
         if self.delivery_ids is not None and intent.delivery_id not in self.delivery_ids:
             return False
-        if self.partner_id is not None and n.partner_id != self.partner_id:
+        if self.partner_id is not None and intent.partner_id != self.partner_id:
             return False
-        if self.document_id is not None and n.document.id != self.document_id:
+        if self.document_id is not None and intent.document_id != self.document_id:
             return False
         at = intent.dead_at
         if self.since is not None and (at is None or at < self.since):
@@ -89,7 +88,7 @@ async def replay_dead_letters(
         [
             (
                 topics.DELIVER[i.channel_type],
-                i.notification.partner_id,
+                i.partner_id,
                 requeued(i).model_dump_json().encode(),
             )
             for i in chosen

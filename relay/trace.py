@@ -16,7 +16,15 @@ from pydantic import ValidationError
 from relay import topics
 from relay.follower import TopicFollower
 from relay.logs import get_logger
-from relay.models import AuditRecord, DeliveryStatus, DocumentEvent, MatchResult
+from relay.models import (
+    AuditRecord,
+    DeliveryStatus,
+    Document,
+    DocumentEvent,
+    DocumentSource,
+    MatchResult,
+    audit_records,
+)
 from relay.settings import Settings
 
 log = get_logger(__name__)
@@ -190,6 +198,8 @@ class TraceView(TopicFollower):
         self.book = TraceBook()
         super().__init__(settings, topics.AUDIT, self._apply, **kwargs)
         self.accepted = TopicFollower(settings, topics.ACCEPTED, self._apply_document)
+        #: Each accepted record's document, by its place in the topic (thin intents point here).
+        self.sources: dict[DocumentSource, Document] = {}
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -197,15 +207,35 @@ class TraceView(TopicFollower):
 
     def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         try:
-            self.book.add(AuditRecord.model_validate_json(msg.value or b""))
+            records = audit_records(msg.value or b"")
         except ValidationError as e:
             log.error("audit_record_invalid", offset=msg.offset, error=_first(e))
+            return
+        for r in records:
+            self.book.add(r)
 
     def _apply_document(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         try:
-            self.book.add_document(DocumentEvent.model_validate_json(msg.value or b""))
+            event = DocumentEvent.model_validate_json(msg.value or b"")
         except ValidationError as e:
             log.error("accepted_record_invalid", offset=msg.offset, error=_first(e))
+            return
+        self.book.add_document(event)
+        self.sources[DocumentSource(partition=msg.partition, offset=msg.offset)] = event.document
+
+    async def document(self, source: DocumentSource, timeout: float = 10.0) -> Document | None:
+        """The document accepted at ``source``, waiting up to ``timeout`` s for it to be read.
+
+        None if it is not a document (or not read in time): the caller retries later.
+        """
+        found = self.sources.get(source)
+        if found is None:
+            try:
+                await self.accepted.wait_applied(source.partition, source.offset, timeout)
+            except TimeoutError:
+                return None
+            found = self.sources.get(source)
+        return found
 
 
 def _first(e: ValidationError) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relay.models.document import Document
 from relay.models.partner import PartnerKind
@@ -141,16 +141,95 @@ class AuditRecord(BaseModel):
     note: str | None = None
 
 
+class DocumentSource(BaseModel):
+    """Where a document version was accepted: its record in ``relay.documents.accepted``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    partition: int
+    offset: int
+
+
+class NotificationRef(BaseModel):
+    """A notification without its document, which the delivery side reads from ``source``.
+
+    First attempts carry this instead of the whole notification: a document fanned out to
+    10,000 channels is then written, read and parsed once, not 10,000 times.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    notification_id: str
+    type: NoticeType
+    event_id: str
+    document_id: str
+    version: int
+    source: DocumentSource
+    partner_id: str
+    partner_name: str
+    partner_kind: PartnerKind
+    match: MatchResult
+    deliveries: list[PlannedDelivery]
+    previous_version: int | None = None
+    prior_recipient_only: bool = False
+    planned_at: datetime
+
+    @classmethod
+    def of(cls, n: Notification, source: DocumentSource) -> NotificationRef:
+        return cls.model_construct(
+            notification_id=n.notification_id,
+            type=n.type,
+            event_id=n.event_id,
+            document_id=n.document.id,
+            version=n.document.version,
+            source=source,
+            partner_id=n.partner_id,
+            partner_name=n.partner_name,
+            partner_kind=n.partner_kind,
+            match=n.match,
+            deliveries=n.deliveries,
+            previous_version=n.previous_version,
+            prior_recipient_only=n.prior_recipient_only,
+            planned_at=n.planned_at,
+        )
+
+    def with_document(self, document: Document) -> Notification:
+        """The whole notification (``document`` must be the version this refers to)."""
+        if (document.id, document.version) != (self.document_id, self.version):
+            raise ValueError(
+                f"document {document.id} v{document.version} is not the referenced "
+                f"{self.document_id} v{self.version}"
+            )
+        # Every field was validated already, here and in the document.
+        return Notification.model_construct(
+            notification_id=self.notification_id,
+            type=self.type,
+            event_id=self.event_id,
+            document=document,
+            partner_id=self.partner_id,
+            partner_name=self.partner_name,
+            partner_kind=self.partner_kind,
+            match=self.match,
+            deliveries=self.deliveries,
+            previous_version=self.previous_version,
+            prior_recipient_only=self.prior_recipient_only,
+            planned_at=self.planned_at,
+        )
+
+
 class DeliveryIntent(BaseModel):
     """One delivery to make: the value of the delivery, retry and dead-letter topics.
 
-    The id is stable across attempts, retries and replays.
+    The id is stable across attempts, retries and replays. It carries either the whole
+    notification (retries, dead letters, replays: they must not depend on anything else) or,
+    on a first attempt, a :class:`NotificationRef` that the delivery agent completes.
     """
 
     delivery_id: str
     channel_id: str
     channel_type: ChannelType
-    notification: Notification
+    notification: Notification | None = None
+    ref: NotificationRef | None = None
     attempt: int = 1
     #: Retries: not to be attempted before this time.
     due_at: datetime | None = None
@@ -161,6 +240,27 @@ class DeliveryIntent(BaseModel):
     #: Dead letters: why it ended there.
     dead_reason: str | None = None
     dead_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_notification(self) -> DeliveryIntent:
+        if (self.notification is None) == (self.ref is None):
+            raise ValueError("a delivery intent needs exactly one of notification and ref")
+        return self
+
+    @property
+    def partner_id(self) -> str:
+        return self.notification.partner_id if self.notification else self.ref.partner_id  # type: ignore[union-attr]
+
+    @property
+    def document_id(self) -> str:
+        return self.notification.document.id if self.notification else self.ref.document_id  # type: ignore[union-attr]
+
+    @property
+    def full(self) -> Notification:
+        """The whole notification (only once the intent carries it)."""
+        if self.notification is None:
+            raise ValueError(f"delivery intent {self.delivery_id} carries only a reference")
+        return self.notification
 
 
 class Attempt(BaseModel):
@@ -185,3 +285,28 @@ class LedgerEntry(BaseModel):
     status: DeliveryStatus = DeliveryStatus.pending
     attempts: list[Attempt] = Field(default_factory=list)
     next_attempt_at: datetime | None = None
+
+
+class AuditBatch(BaseModel):
+    """Several audit records of one document in one ``relay.audit`` value."""
+
+    records: list[AuditRecord]
+
+
+def audit_records(value: bytes) -> list[AuditRecord]:
+    """The records in one ``relay.audit`` value: one record, or ``{"records": [...]}``.
+
+    Writers batch the records of one document (a fan-out's planned notifications, a
+    delivery batch's outcomes) into one value; readers see the same records either way.
+    Raises pydantic's ValidationError on anything else.
+    """
+    if value.lstrip()[:10] == b'{"records"':
+        return AuditBatch.model_validate_json(value).records
+    return [AuditRecord.model_validate_json(value)]
+
+
+def audit_value(records: list[AuditRecord]) -> bytes:
+    """One ``relay.audit`` value holding ``records`` (the inverse of :func:`audit_records`)."""
+    if len(records) == 1:
+        return records[0].model_dump_json().encode()
+    return AuditBatch.model_construct(records=records).model_dump_json().encode()

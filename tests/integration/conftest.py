@@ -24,7 +24,7 @@ from relay import kafka, topics
 from relay.embedded.broker import free_port
 from relay.embedded.stack import Stack
 from relay.files import load_partners
-from relay.models import AuditRecord, WebhookChannel
+from relay.models import WebhookChannel, audit_records
 from relay.progress import Progress
 from relay.settings import Settings
 from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
@@ -67,7 +67,8 @@ class RelayUnderTest:
         progress = Progress(event_ids)
 
         def on_record(rec: kafka.Record) -> None:
-            progress.add(AuditRecord.model_validate_json(rec.value or b""))
+            for r in audit_records(rec.value or b""):
+                progress.add(r)
 
         ok = await kafka.follow(
             self.settings, topics.AUDIT, on_record, lambda: progress.settled, timeout

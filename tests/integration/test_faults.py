@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from relay import kafka, topics
-from relay.models import AuditRecord, DeliveryStatus, Partner
+from relay.models import AuditRecord, DeliveryStatus, Partner, audit_records
 from relay.progress import Progress
 from relay.signing import new_secret
 from tests.helpers.receivers import Received, Reply, accept, fail_first, respond
@@ -117,7 +117,8 @@ async def audit_for(relay: RelayUnderTest, doc_id: str) -> list[AuditRecord]:
     return [
         rec
         for r in await kafka.read_topic(relay.settings, topics.AUDIT)
-        if (rec := AuditRecord.model_validate_json(r.value or b"")).document_id == doc_id
+        for rec in audit_records(r.value or b"")
+        if rec.document_id == doc_id
     ]
 
 
@@ -300,8 +301,8 @@ async def test_exhausted_retries_go_dead_and_a_failing_channel_is_disabled(
         disabled := [
             a
             for r in await kafka.read_topic(relay.settings, topics.AUDIT)
-            if (a := AuditRecord.model_validate_json(r.value or b"")).kind == "channel.disabled"
-            and a.partner_id == p.id
+            for a in audit_records(r.value or b"")
+            if a.kind == "channel.disabled" and a.partner_id == p.id
         ]
     ):
         assert time.monotonic() < deadline, "the failing channel was never disabled"

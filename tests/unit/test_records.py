@@ -1,0 +1,110 @@
+"""Thin delivery intents (a notification by reference) and batched audit values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from relay.models import (
+    AuditRecord,
+    DeliveryIntent,
+    DeliveryStatus,
+    DocumentSource,
+    NotificationRef,
+    audit_records,
+    audit_value,
+)
+from tests.unit.test_rendering import make_document, make_notification
+
+T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+SOURCE = DocumentSource(partition=2, offset=41)
+
+
+def record(i: int, doc: str = "QE5320000-2023-01") -> AuditRecord:
+    return AuditRecord(
+        kind="delivery.delivered",
+        at=T0,
+        document_id=doc,
+        delivery_id=f"dlv_{i}",
+        status=DeliveryStatus.delivered,
+        attempt=1,
+        http_status=204,
+    )
+
+
+def test_one_audit_record_is_written_as_itself() -> None:
+    r = record(1)
+    value = audit_value([r])
+    assert value == r.model_dump_json().encode()
+    assert audit_records(value) == [r]
+
+
+def test_many_audit_records_travel_in_one_value_in_order() -> None:
+    rs = [record(i) for i in range(300)]
+    value = audit_value(rs)
+    assert value.startswith(b'{"records":[')
+    assert audit_records(value) == rs
+
+
+def test_an_audit_value_that_is_neither_fails_to_parse() -> None:
+    with pytest.raises(ValidationError):
+        audit_records(b'{"records": [{"kind": "x"}]}')  # a record without its time
+    with pytest.raises(ValidationError):
+        audit_records(b"not json")
+
+
+def test_a_reference_completed_with_its_document_is_the_whole_notification() -> None:
+    n, _, _ = make_notification()
+    ref = NotificationRef.of(n, SOURCE)
+    assert (ref.document_id, ref.version) == (n.document.id, n.document.version)
+    again = NotificationRef.model_validate_json(ref.model_dump_json())
+    assert again == ref
+    assert again.with_document(n.document) == n
+
+
+def test_a_reference_refuses_another_documents_version() -> None:
+    n, _, _ = make_notification()
+    ref = NotificationRef.of(n, SOURCE)
+    other = make_document(version=n.document.version + 1)
+    with pytest.raises(ValueError, match="not the referenced"):
+        ref.with_document(other)
+
+
+def intents(summary: str) -> tuple[DeliveryIntent, DeliveryIntent]:
+    """The whole and the thin intent of one delivery of a document with this summary."""
+    n, _, _ = make_notification(summary=summary)
+    d = n.deliveries[0]
+    common = {"delivery_id": d.delivery_id, "channel_id": d.channel_id, "channel_type": "email"}
+    whole = DeliveryIntent.model_validate({**common, "notification": n})
+    thin = DeliveryIntent.model_validate({**common, "ref": NotificationRef.of(n, SOURCE)})
+    return whole, thin
+
+
+def test_a_thin_intent_does_not_grow_with_the_document_and_round_trips() -> None:
+    short_whole, short_thin = intents("短摘要")
+    long_whole, long_thin = intents("推进政策接力。" * 400)
+    assert len(long_whole.model_dump_json()) > len(short_whole.model_dump_json()) + 2000
+    assert len(long_thin.model_dump_json()) == len(short_thin.model_dump_json())
+    assert "推进政策接力" not in long_thin.model_dump_json()
+
+    parsed = DeliveryIntent.model_validate_json(long_thin.model_dump_json())
+    assert parsed.notification is None and parsed.ref is not None
+    assert parsed.partner_id == long_whole.partner_id
+    assert parsed.document_id == long_whole.document_id
+    with pytest.raises(ValueError, match="only a reference"):
+        parsed.full  # noqa: B018
+    assert parsed.ref.with_document(long_whole.full.document) == long_whole.full
+
+
+def test_an_intent_needs_exactly_one_of_notification_and_ref() -> None:
+    n, _, _ = make_notification()
+    d = n.deliveries[0]
+    base = {"delivery_id": d.delivery_id, "channel_id": d.channel_id, "channel_type": "email"}
+    with pytest.raises(ValidationError, match="exactly one"):
+        DeliveryIntent.model_validate(base)
+    with pytest.raises(ValidationError, match="exactly one"):
+        DeliveryIntent.model_validate(
+            {**base, "notification": n, "ref": NotificationRef.of(n, SOURCE)}
+        )
