@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from faust.streams import _current_event
 from faust.types import EventT
 
 
-@contextmanager
-def on_behalf_of(event: EventT[Any]) -> Iterator[None]:
+class on_behalf_of:  # noqa: N801  (used like a function: ``with on_behalf_of(event):``)
     """Make ``event`` the current event while handling it.
 
     Table writes go to the current event's partition. A batch from ``take_events`` mixes
     partitions, and the stream's own notion of the current event is the last one taken,
     so each item of a batch sets its own (per asyncio task, as context variables are).
+    A plain class: it runs once per delivery, and a generator-based manager costs more.
     """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+
+    __slots__ = ("_event", "_token")
+
+    def __init__(self, event: EventT[Any]) -> None:
+        self._event = event
+
+    def __enter__(self) -> None:
+        self._token = _current_event.set(weakref.ref(self._event))
+
+    def __exit__(self, *exc: object) -> None:
+        _current_event.reset(self._token)

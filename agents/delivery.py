@@ -16,7 +16,13 @@ from agents.context import on_behalf_of
 from relay import topics
 from relay.dispatch import handle
 from relay.logs import get_logger
-from relay.models import AuditRecord, DeliveryIntent, Document, DocumentSource
+from relay.models import (
+    AuditRecord,
+    DeliveryIntent,
+    Document,
+    DocumentSource,
+    delivery_intents,
+)
 
 if TYPE_CHECKING:
     from relay.app import Runtime
@@ -56,9 +62,9 @@ def _install_delivery(rt: Runtime, channel_type: str, topic: str) -> None:
 
 async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
     intents = await _complete(rt, events)
-    per_partner: dict[bytes, list[tuple[EventT[Any], DeliveryIntent]]] = defaultdict(list)
+    per_partner: dict[str, list[tuple[EventT[Any], DeliveryIntent]]] = defaultdict(list)
     for event, intent in intents:
-        per_partner[event.key or b""].append((event, intent))
+        per_partner[intent.partner_id].append((event, intent))
     gate = asyncio.Semaphore(CONCURRENCY)
     audit: list[AuditRecord] = []
 
@@ -72,7 +78,7 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
                         log.exception(
                             "delivery_failed_unexpectedly", delivery_id=intent.delivery_id
                         )
-                        await rt.dead_letter_raw(event, f"internal error: {e!r}")
+                        await rt.dead_letter(intent, "internal_error", f"internal error: {e!r}")
 
     await asyncio.gather(*(run(items) for items in per_partner.values()))
     # One write (a value per document) for the whole batch's outcomes, before it is acked.
@@ -83,7 +89,7 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
 async def _complete(
     rt: Runtime, events: list[EventT[Any]]
 ) -> list[tuple[EventT[Any], DeliveryIntent]]:
-    """Parse the batch's intents and give each the whole notification.
+    """Parse the batch's intents (a record may hold a bundle) and complete each.
 
     Malformed records go to the dead letters. A first attempt carries only a reference to
     its document's record in the accepted-documents topic, which every worker follows: one
@@ -92,7 +98,7 @@ async def _complete(
     parsed: list[tuple[EventT[Any], DeliveryIntent]] = []
     for event in events:
         try:
-            parsed.append((event, DeliveryIntent.model_validate_json(event.value)))
+            parsed.extend((event, intent) for intent in delivery_intents(event.value))
         except ValidationError as e:
             await rt.dead_letter_raw(event, f"malformed delivery intent: {e.errors()[0]['msg']}")
     documents: dict[DocumentSource, Document | None] = {}
@@ -109,36 +115,31 @@ async def _complete(
             continue
         document = documents[ref.source]
         if document is None:
-            await _document_missing(rt, event, intent, ref.source)
+            await _document_missing(rt, intent, ref.source)
             continue
         try:
             notification = ref.with_document(document)
         except ValueError as e:
-            await rt.dead_letter_raw(event, f"malformed delivery intent: {e}")
+            await rt.dead_letter(intent, "malformed", f"malformed delivery intent: {e}")
             continue
         whole = intent.model_copy(update={"notification": notification, "ref": None})
         complete.append((event, whole))
     return complete
 
 
-async def _document_missing(
-    rt: Runtime, event: EventT[Any], intent: DeliveryIntent, source: DocumentSource
-) -> None:
+async def _document_missing(rt: Runtime, intent: DeliveryIntent, source: DocumentSource) -> None:
     """A reference to a document this worker cannot read (yet)."""
-    topic = topics.ACCEPTED
+    where = f"{topics.ACCEPTED}[{source.partition}]@{source.offset}"
     if rt.trace.accepted.positions.get(source.partition, 0) > source.offset:
         # Read past it and found no document there: the reference is wrong.
-        await rt.dead_letter_raw(
-            event,
-            f"malformed delivery intent: no accepted document at "
-            f"{topic}[{source.partition}]@{source.offset}",
-        )
+        detail = f"malformed delivery intent: no accepted document at {where}"
+        await rt.dead_letter(intent, "malformed", detail)
         return
     # Not read yet (the follower lags behind): try again later, as a retry would.
     schedule = rt.settings.retry_schedule
-    where = f"{topic}[{source.partition}]@{source.offset}"
     if intent.attempt > len(schedule):
-        await rt.dead_letter_raw(event, f"no accepted document could be read at {where}")
+        detail = f"no accepted document could be read at {where}"
+        await rt.dead_letter(intent, "retries_exhausted", detail)
         return
     log.warning("delivery_document_not_read_yet", delivery_id=intent.delivery_id, source=where)
     later = intent.model_copy(

@@ -114,24 +114,19 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
         ]
     )
     # The outbox: matching only writes delivery intents; the delivery agents do the I/O.
+    # Each carries the document by reference: the delivery agents read it from `source`.
+    refs = [(n, NotificationRef.of(n, source)) for n in plan.notifications]
     for channel_type, topic in topics.DELIVER.items():
-        await rt.send_many(
+        await rt.send_intents(
             topic,
             [
-                (
-                    n.partner_id,
-                    DeliveryIntent(
-                        delivery_id=d.delivery_id,
-                        channel_id=d.channel_id,
-                        channel_type=d.channel_type,
-                        ref=ref,
-                    )
-                    .model_dump_json()
-                    .encode(),
+                DeliveryIntent(
+                    delivery_id=d.delivery_id,
+                    channel_id=d.channel_id,
+                    channel_type=d.channel_type,
+                    ref=ref,
                 )
-                for n in plan.notifications
-                # The document itself is read from `source` by the delivery agents.
-                for ref in (NotificationRef.of(n, source),)
+                for n, ref in refs
                 for d in n.deliveries
                 if d.channel_type == channel_type
             ],

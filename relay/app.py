@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 from mode import Service
 
@@ -22,7 +23,14 @@ from relay.embedded import faust_patches
 from relay.errors import InvalidEvent
 from relay.intake import Check, default_checks, event_hints
 from relay.logs import get_logger
-from relay.models import AuditRecord, EmailChannel, Rejection, audit_value
+from relay.models import (
+    AuditRecord,
+    DeliveryIntent,
+    EmailChannel,
+    IntentBundle,
+    Rejection,
+    audit_value,
+)
 from relay.notices import channel_disabled_email
 from relay.registry import Registry
 from relay.retrying import RateLimiter
@@ -37,6 +45,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 RAW_KEEP = 64 * 1024
 #: Audit records of one document written as one value, at most (about 0.5 kB each).
 AUDIT_BATCH = 250
+#: First-attempt intents of one partition written as one value, at most (about 1 kB each).
+INTENT_BUNDLE = 200
+_PARTITIONER = DefaultPartitioner()
 
 
 def today_in_shanghai() -> date:
@@ -199,6 +210,44 @@ class Runtime:
             for k, v in records
         ]
         await asyncio.gather(*futures)
+
+    async def send_intents(self, topic: str, intents: list[DeliveryIntent]) -> None:
+        """Produce first-attempt intents, bundled per partition (see IntentBundle).
+
+        Each intent goes to the partition its partner id hashes to (Kafka's default
+        partitioner, as for a keyed record), so a partner's deliveries stay in one
+        partition whether they come bundled or, as retries do, one by one.
+        """
+        # Faust's aiokafka driver; its aiokafka producer knows the topic's partitions.
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        partitions = sorted(await producer.partitions_for(topic))
+        by_partition: dict[int, list[DeliveryIntent]] = {}
+        for i in intents:
+            p = _PARTITIONER(i.partner_id.encode(), partitions, partitions)
+            by_partition.setdefault(p, []).append(i)
+        channel = self.topics[topic]
+        futures = []
+        for p, group in by_partition.items():
+            for k in range(0, len(group), INTENT_BUNDLE):
+                chunk = group[k : k + INTENT_BUNDLE]
+                if len(chunk) == 1:
+                    key, value = chunk[0].partner_id.encode(), chunk[0].model_dump_json()
+                else:
+                    key = None
+                    value = IntentBundle.model_construct(intents=chunk).model_dump_json(
+                        exclude_none=True
+                    )
+                futures.append(await channel.send(key=key, value=value.encode(), partition=p))
+        await asyncio.gather(*futures)
+
+    async def dead_letter(self, intent: DeliveryIntent, reason: str, detail: str) -> None:
+        """Park one intent in the dead letters with the reason (replayable by its id)."""
+        self.counters[f"dead_letter.{reason}"] += 1
+        log.error("dead_lettered", delivery_id=intent.delivery_id, reason=reason, detail=detail)
+        dead = intent.model_copy(
+            update={"dead_reason": reason, "dead_at": datetime.now(UTC), "last_error": detail}
+        )
+        await self.send(topics.DEAD_LETTER, intent.partner_id, dead.model_dump_json().encode())
 
     async def reject(self, err: InvalidEvent, raw: bytes | None, event: EventT[Any] | None) -> None:
         """Record a refused event in ``relay.rejected`` with its reason; nothing is dropped."""

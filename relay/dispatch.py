@@ -121,12 +121,13 @@ async def handle(rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord]) 
         )
     )
     follow_ups: list[Coroutine[Any, Any, object]] = []
-    nxt = intent.model_copy(
-        update={
-            "first_attempt_at": intent.first_attempt_at or now,
-            "last_error": outcome.detail,
-        }
-    )
+    if decision.retry_at is not None or decision.dead_letter:
+        nxt = intent.model_copy(
+            update={
+                "first_attempt_at": intent.first_attempt_at or now,
+                "last_error": outcome.detail,
+            }
+        )
     if decision.retry_at is not None:
         retry = nxt.model_copy(update={"attempt": intent.attempt + 1, "due_at": decision.retry_at})
         follow_ups.append(rt.send(topics.RETRY, n.partner_id, retry.model_dump_json().encode()))
@@ -135,7 +136,8 @@ async def handle(rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord]) 
         follow_ups.append(
             rt.send(topics.DEAD_LETTER, n.partner_id, dead.model_dump_json().encode())
         )
-    await asyncio.gather(*follow_ups)
+    if follow_ups:
+        await asyncio.gather(*follow_ups)
     await _track_health(rt, intent, outcome, now)
 
 

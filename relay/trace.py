@@ -7,10 +7,12 @@ pure fold. The accepted-documents topic is followed alongside, for the titles th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiokafka import ConsumerRecord
+from mode import Service
 from pydantic import ValidationError
 
 from relay import topics
@@ -28,6 +30,11 @@ from relay.models import (
 from relay.settings import Settings
 
 log = get_logger(__name__)
+
+#: Bytes of audit values kept unparsed at most; the view folds them once the topic has been
+#: quiet for QUIET seconds, when asked, or when they reach this size.
+FOLD_AT_MOST = 32 * 1024 * 1024
+QUIET = 0.5
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,11 @@ class TraceView(TopicFollower):
     """Keeps a :class:`TraceBook` in step with the audit topic (and the accepted documents)."""
 
     def __init__(self, settings: Settings, **kwargs: object) -> None:
-        self.book = TraceBook()
+        self._book = TraceBook()
+        #: Audit values read but not folded yet, and when the last one came.
+        self._pending: list[tuple[int, bytes]] = []
+        self._pending_bytes = 0
+        self._last_read = 0.0
         super().__init__(settings, topics.AUDIT, self._apply, **kwargs)
         self.accepted = TopicFollower(settings, topics.ACCEPTED, self._apply_document)
         #: Each accepted record's document, by its place in the topic (thin intents point here).
@@ -205,14 +216,38 @@ class TraceView(TopicFollower):
         await super().on_start()
         await self.add_runtime_dependency(self.accepted)
 
+    @property
+    def book(self) -> TraceBook:
+        """The fold of every audit record read so far."""
+        self._fold()
+        return self._book
+
     def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            records = audit_records(msg.value or b"")
-        except ValidationError as e:
-            log.error("audit_record_invalid", offset=msg.offset, error=_first(e))
-            return
-        for r in records:
-            self.book.add(r)
+        # Parsing is most of the cost of the view, and a fan-out writes an audit record per
+        # delivery: fold when asked, or once the topic is quiet, not while the worker sends.
+        value = msg.value or b""
+        self._pending.append((msg.offset, value))
+        self._pending_bytes += len(value)
+        self._last_read = time.monotonic()
+        if self._pending_bytes >= FOLD_AT_MOST:
+            self._fold()
+
+    def _fold(self) -> None:
+        pending, self._pending = self._pending, []
+        self._pending_bytes = 0
+        for offset, value in pending:
+            try:
+                records = audit_records(value)
+            except ValidationError as e:
+                log.error("audit_record_invalid", offset=offset, error=_first(e))
+                continue
+            for r in records:
+                self._book.add(r)
+
+    @Service.timer(QUIET)
+    async def _fold_when_quiet(self) -> None:
+        if self._pending and time.monotonic() - self._last_read >= QUIET:
+            self._fold()
 
     def _apply_document(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         try:
@@ -220,7 +255,7 @@ class TraceView(TopicFollower):
         except ValidationError as e:
             log.error("accepted_record_invalid", offset=msg.offset, error=_first(e))
             return
-        self.book.add_document(event)
+        self._book.add_document(event)
         self.sources[DocumentSource(partition=msg.partition, offset=msg.offset)] = event.document
 
     async def document(self, source: DocumentSource, timeout: float = 10.0) -> Document | None:

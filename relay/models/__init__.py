@@ -27,6 +27,7 @@ from relay.models.records import (
     DeliveryStatus,
     Dimension,
     DocumentSource,
+    IntentBundle,
     LedgerEntry,
     MatchResult,
     NoticeType,
@@ -37,6 +38,7 @@ from relay.models.records import (
     Rejection,
     audit_records,
     audit_value,
+    delivery_intents,
 )
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "DocumentEvent",
     "EmailChannel",
     "EventType",
+    "IntentBundle",
     "Interests",
     "LedgerEntry",
     "MatchResult",
@@ -72,4 +75,5 @@ __all__ = [
     "WebhookChannel",
     "audit_records",
     "audit_value",
+    "delivery_intents",
 ]

@@ -310,3 +310,24 @@ def audit_value(records: list[AuditRecord]) -> bytes:
     if len(records) == 1:
         return records[0].model_dump_json().encode()
     return AuditBatch.model_construct(records=records).model_dump_json().encode()
+
+
+class IntentBundle(BaseModel):
+    """Several first-attempt intents in one value of a delivery topic, all of one partition.
+
+    The match agent bundles a fan-out's intents by the partition their partner's key hashes
+    to, so a partner's deliveries stay in one partition and in order; retries and replays
+    travel one intent per value, keyed by partner.
+    """
+
+    intents: list[DeliveryIntent]
+
+
+def delivery_intents(value: bytes) -> list[DeliveryIntent]:
+    """The intents in one delivery-topic value: one intent, or ``{"intents": [...]}``.
+
+    Raises pydantic's ValidationError on anything else.
+    """
+    if value.lstrip()[:10] == b'{"intents"':
+        return IntentBundle.model_validate_json(value).intents
+    return [DeliveryIntent.model_validate_json(value)]
