@@ -409,6 +409,8 @@ async def profiled_run(
                 "-r",
                 "50",
                 "--nonblocking",
+                # Only the thread holding the GIL: a thread waiting for it is not working.
+                "--gil",
                 "-f",
                 "raw",
                 "-o",
