@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from typing import Any
@@ -10,7 +11,37 @@ from typing import Any
 import faust
 
 from relay import kafka
+from relay.logs import get_logger
 from relay.settings import Settings
+
+log = get_logger(__name__)
+
+#: Collect the youngest generation every this many allocations (CPython's default is 700).
+GC_YOUNG = 50_000
+#: Seconds between full collections, which the worker runs itself (see tune_gc).
+GC_FULL_EVERY = 60.0
+
+
+def tune_gc() -> None:
+    """Take full garbage collections off the hot path.
+
+    The worker holds a large heap that grows slowly (every partner profile, the trace view
+    of every delivery, its tables) and allocates in bursts: a fan-out builds thousands of
+    objects per batch that live until the batch is done. CPython then starts a full
+    collection, which walks the whole heap, every time enough of them survived: during a
+    10,000-channel fan-out that took about 30 % of the worker's CPU. Here the young
+    generations still collect on their own (cycles among short-lived objects go quickly),
+    and the full collection runs on a timer (:data:`GC_FULL_EVERY`).
+    """
+    gc.set_threshold(GC_YOUNG, 10, 1_000_000_000)
+
+
+async def collect_fully() -> None:
+    """The full collection that :func:`tune_gc` took off CPython's hands."""
+    started = asyncio.get_running_loop().time()
+    found = gc.collect()
+    took = asyncio.get_running_loop().time() - started
+    log.debug("gc_full_collection", unreachable=found, seconds=round(took, 3))
 
 
 def dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
@@ -53,5 +84,7 @@ def run_worker(settings: Settings) -> int:
         loop.add_signal_handler(signal.SIGUSR1, dump_all)
 
     rt.app.task(dump_on_usr1)
+    tune_gc()
+    rt.app.timer(GC_FULL_EVERY)(collect_fully)
     worker.execute_from_commandline()
     return 0
