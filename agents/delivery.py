@@ -38,8 +38,10 @@ CHUNK = 500
 CONCURRENCY = 512
 #: The value of a tick record on the retry topic: "look for due retries in this partition".
 TICK = b'{"tick":true}'
-#: How long a batch waits for this worker to read the document its intents refer to.
-DOCUMENT_WAIT = 10.0
+#: How long a batch waits for this worker to read a document its intents refer to (it was
+#: accepted before they were written, so this covers only the follower's last fetch);
+#: after that the intent is tried again later, as a retry.
+DOCUMENT_WAIT = 2.0
 
 
 def install(rt: Runtime) -> None:
@@ -54,6 +56,8 @@ def _install_delivery(rt: Runtime, channel_type: str, topic: str) -> None:
     @rt.app.agent(rt.topic(topic), name=f"relay.deliver.{channel_type}")
     async def deliver_agent(stream: StreamT[bytes]) -> None:
         await rt.registry.wait_ready()
+        # First attempts read their document from the accepted-documents topic.
+        await rt.trace.accepted.wait_ready()
         # take_events exists on faust's Stream but is missing from its StreamT protocol.
         async for events in stream.take_events(BATCH, within=0.02):  # type: ignore[attr-defined]
             try:
@@ -111,12 +115,9 @@ async def _complete(
             parsed.extend((event, intent) for intent in delivery_intents(event.value))
         except ValidationError as e:
             await rt.dead_letter_raw(event, f"malformed delivery intent: {e.errors()[0]['msg']}")
-    documents: dict[DocumentSource, Document | None] = {}
-    for _, intent in parsed:
-        if intent.ref is not None and intent.ref.source not in documents:
-            documents[intent.ref.source] = await rt.trace.document(
-                intent.ref.source, timeout=DOCUMENT_WAIT
-            )
+    sources = list({i.ref.source: None for _, i in parsed if i.ref is not None})
+    found = await asyncio.gather(*(rt.trace.document(s, timeout=DOCUMENT_WAIT) for s in sources))
+    documents: dict[DocumentSource, Document | None] = dict(zip(sources, found, strict=True))
     complete: list[tuple[EventT[Any], DeliveryIntent]] = []
     for event, intent in parsed:
         ref = intent.ref
