@@ -354,7 +354,7 @@ PROFILE_RULES = (
         "match agent: match, plan, write notification records and intents",
         ("install.<locals>.match",),
     ),
-    ("trace view: reading the audit topic back", ("TraceView",)),
+    ("trace view: folding the audit records", ("TraceView",)),
     ("partner registry", ("Registry", "PartnerBook")),
     ("delivery: parsing intents (pydantic)", ("model_validate_json",)),
     (
@@ -364,7 +364,13 @@ PROFILE_RULES = (
     ("delivery: audit record", ("Runtime.audit",)),
     (
         "delivery: ledger, health, dead letters, agent batching",
-        ("handle (relay/dispatch.py", "_deliver_batch", "deliver_agent", "on_behalf_of"),
+        (
+            "handle (relay/dispatch.py",
+            "_deliver_batch",
+            "_deliver_chunk",
+            "deliver_agent",
+            "on_behalf_of",
+        ),
     ),
     ("Kafka client (aiokafka, Faust's producer and consumer)", ("aiokafka/", "faust/", "mode/")),
 )
@@ -799,8 +805,9 @@ def report(res: Results, command: str) -> str:
         "",
         f"- Before the first delivery ({1000 * plan_s:,.0f} ms, median) the worker used "
         f"{plan_cpu:.1f} s of CPU: the match agent matches the document against every "
-        f"partner and writes {n:,} `notification.planned` audit records and {n:,} delivery "
-        "intents before the delivery agent sees the first intent.",
+        f"partner and writes {n:,} `notification.planned` audit records (250 to a value) and "
+        f"{n:,} delivery intents (bundled, 200 to a value, by partition) before the delivery "
+        "agent sees the first intent.",
         f"- While sending (first to last arrival) the worker used {send_ms['worker']:.2f} ms "
         f"of CPU per delivery and was busy {worker_busy:.0%} of the time: it is one Python "
         f"process, so that caps it near {1000 / send_ms['worker']:,.0f} deliveries/s. "
@@ -808,19 +815,23 @@ def report(res: Results, command: str) -> str:
         f"{send_ms['receiver']:.2f} ms per delivery. The bare loop's client needs "
         f"{client_ms:.2f} ms per request (receiver {recv_bare_ms:.2f} ms), so the relay does "
         f"about {send_ms['worker'] / client_ms:.0f}× the client-side work per webhook: per "
-        "delivery it parses an intent that carries the whole notification (pydantic), checks "
-        "and writes the ledger entry (a changelog record), renders and signs the body, "
-        "produces an audit record and waits for the broker's acknowledgement, updates the "
-        "channel's health, and reads its own audit record back for the trace view.",
+        "delivery it parses its intent out of a bundle (pydantic; the intent refers to the "
+        "document, which is read once), checks and writes the ledger entry (a changelog "
+        "record), renders and signs the body, sends it, updates the channel's health and "
+        "builds an audit record; every 500 deliveries it writes their audit records (one "
+        "value per document) and waits for the broker. The trace view folds those records "
+        "once the audit topic is quiet, not while the worker sends.",
     ]
     if res.profile:
         lines += [
             f"- A py-spy sample of the worker during one more fan-out (`--profile`, "
-            f"{res.profile_samples:,} samples at 50 Hz, not counted in the medians) puts its "
-            "CPU as below. Read it as a rough picture: between runs the shares move by up to "
-            "20 points, and work that Faust's producer buffer and aiokafka do outside the "
-            "task that asked for it (serialising and sending the audit records, ledger "
-            "changelog records and intents) counts as *Kafka client*.",
+            f"{res.profile_samples:,} samples at 50 Hz of whichever thread held the GIL, not "
+            "counted in the medians) puts its CPU as below. Read it as a rough picture: "
+            "between runs the shares move by up to 20 points; work that Faust's producer "
+            "buffer and aiokafka do outside the task that asked for it (serialising and "
+            "sending audit values, ledger changelog records and intents) counts as *Kafka "
+            "client*; and the young-generation garbage collections count where they "
+            "happened to start.",
             "",
             "| activity | share of the worker's samples |",
             "|---|---:|",
