@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from types import TracebackType
 from typing import Self
 
@@ -49,6 +50,15 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+@lru_cache(maxsize=65_536)
+def _parse_url(url: str) -> URL:
+    """A webhook URL, parsed once per distinct URL (a fan-out repeats them)."""
+    target = URL(url)
+    if target.scheme not in ("http", "https") or not target.host:
+        raise ValueError("not an absolute http(s) URL")
+    return target
+
+
 def _snippet(raw: bytes) -> str:
     text = " ".join(raw.decode("utf-8", errors="replace").split())
     if not text:
@@ -56,8 +66,11 @@ def _snippet(raw: bytes) -> str:
     return ": " + (text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…")
 
 
-def classify(status: int, headers: dict[str, str], reply: bytes, latency_ms: float) -> Outcome:
-    """Map an HTTP reply to an outcome per DESIGN §6 and the Standard Webhooks spec."""
+def classify(status: int, headers: Mapping[str, str], reply: bytes, latency_ms: float) -> Outcome:
+    """Map an HTTP reply to an outcome per DESIGN §6 and the Standard Webhooks spec.
+
+    ``headers`` is looked up by lower-case name (aiohttp's headers ignore case anyway).
+    """
     if 200 <= status < 300:
         return Outcome(OutcomeStatus.delivered, f"HTTP {status}", status, None, latency_ms)
     if status == 410:
@@ -208,14 +221,12 @@ class WebhookSender:
     ) -> Outcome:
         """Deliver one signed payload; ``delivery_id`` is the ``webhook-id``."""
         try:
-            target = URL(url)
-            if target.scheme not in ("http", "https") or not target.host:
-                raise ValueError("not an absolute http(s) URL")
+            target = _parse_url(url)
         except ValueError as e:
             return Outcome(OutcomeStatus.failed, f"invalid webhook URL: {e}")
         if not self.allow_private:
             # Literal IPs never reach the resolver, so they are checked here.
-            refusal = literal_refusal(target.host)
+            refusal = literal_refusal(target.host or "")
             if refusal is not None:
                 return Outcome(OutcomeStatus.failed, refusal)
         timestamp = int(time.time()) if now is None else now
@@ -242,8 +253,7 @@ class WebhookSender:
             ) as response:
                 reply = await _read_reply(response)
                 elapsed = (time.perf_counter() - started) * 1000
-                reply_headers = {k.lower(): v for k, v in response.headers.items()}
-                return classify(response.status, reply_headers, reply, elapsed)
+                return classify(response.status, response.headers, reply, elapsed)
         except TimeoutError:
             detail = f"timeout: no complete reply within {self.timeout:g} s"
             return self._retry(detail, started)
