@@ -131,7 +131,13 @@ async def run_dev(settings: Settings, out: TextIO) -> int:
             "Policy Relay dev stack is up (the embedded broker is in memory: it forgets "
             "everything when it stops)."
         )
-        say(f"  dashboard   {stack.web_url}/ (not built yet; use the API docs below)")
+        if settings.operator_token is not None:
+            say(f"  dashboard   {stack.web_url}/ (sign in with your RELAY_OPERATOR_TOKEN)")
+        else:
+            say(
+                f"  dashboard   {stack.web_url}/ (closed: set RELAY_OPERATOR_TOKEN before "
+                "`relay dev` to sign in)"
+            )
         say(f"  API docs    {stack.web_url}/docs")
         say(f"  broker      {stack.broker_url}")
         if stack.smtp:

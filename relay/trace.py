@@ -8,6 +8,7 @@ pure fold. The accepted-documents topic is followed alongside, for the titles th
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,6 +29,7 @@ from relay.models import (
     audit_records,
 )
 from relay.settings import Settings
+from relay.stats import RateWindow
 
 log = get_logger(__name__)
 
@@ -35,6 +37,12 @@ log = get_logger(__name__)
 #: quiet for QUIET seconds, when asked, or when they reach this size.
 FOLD_AT_MOST = 32 * 1024 * 1024
 QUIET = 0.5
+#: Statuses of deliveries that ended in the dead letters (replayable from there).
+DEAD_LETTERED = frozenset({DeliveryStatus.failed, DeliveryStatus.disabled, DeliveryStatus.dead})
+#: Dead-lettered deliveries remembered for the dashboard's failures, newest kept.
+FAILURES_KEPT = 200
+#: Seconds of delivery outcomes kept for rates.
+RATE_SPAN = 60
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,25 @@ class DocumentTrace:
             return self.versions[version]
         return self.versions[max(self.versions)] if self.versions else None
 
+    @property
+    def updated_at(self) -> datetime | None:
+        """When its latest event (accepted, rejected, matched…) or notification happened."""
+        times = [e.at for e in self.events]
+        times += [n.planned_at for n in self.notifications.values() if n.planned_at]
+        return max(times) if times else None
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """A document's relay funnel: matched → planned → delivered → acknowledged → reached."""
+
+    partners_matched: int
+    notifications: int
+    deliveries: int
+    by_status: Counter[DeliveryStatus]
+    notifications_acknowledged: int
+    enterprises_reached: int
+
 
 @dataclass
 class TraceBook:
@@ -119,8 +146,18 @@ class TraceBook:
     deliveries: dict[str, DeliveryTrace] = field(default_factory=dict)
     #: partner id → its delivery ids (each once).
     by_partner: dict[str, dict[str, None]] = field(default_factory=dict)
+    #: How many deliveries are in each status now.
+    status_counts: Counter[DeliveryStatus] = field(default_factory=Counter)
+    #: delivery id → the record that dead-lettered it, oldest first, at most FAILURES_KEPT.
+    failures: dict[str, AuditRecord] = field(default_factory=dict)
+    #: Delivery outcomes by "channel type.status", by the records' own times.
+    rates: RateWindow = field(default_factory=lambda: RateWindow(RATE_SPAN))
+    #: Events refused at intake (``event.rejected``), with or without a document id.
+    events_rejected: int = 0
 
     def add(self, r: AuditRecord) -> None:
+        if r.kind == "event.rejected":
+            self.events_rejected += 1
         if r.kind in ("event.accepted", "event.rejected", "event.duplicate", "document.matched"):
             if r.document_id:
                 self._doc(r.document_id).events.append(r)
@@ -168,7 +205,7 @@ class TraceBook:
             if r.partner_id:
                 self._link(d, r.partner_id)
             if r.status is not None:
-                d.status = r.status
+                self._set_status(d, r.status, r)
             d.attempts.append(r)
 
     def add_document(self, event: DocumentEvent) -> None:
@@ -186,7 +223,20 @@ class TraceBook:
         d = self.deliveries.get(delivery_id)
         if d is None:
             d = self.deliveries[delivery_id] = DeliveryTrace(delivery_id)
+            self.status_counts[d.status] += 1
         return d
+
+    def _set_status(self, d: DeliveryTrace, status: DeliveryStatus, r: AuditRecord) -> None:
+        """Move ``d`` to the status ``r`` recorded, keeping the counts, rates and failures."""
+        self.status_counts[d.status] -= 1
+        self.status_counts[status] += 1
+        d.status = status
+        self.rates.add(r.at.timestamp(), f"{d.channel_type or 'unknown'}.{status}")
+        if status in DEAD_LETTERED:
+            self.failures.pop(d.delivery_id, None)  # moves to the newest end
+            self.failures[d.delivery_id] = r
+            if len(self.failures) > FAILURES_KEPT:
+                del self.failures[next(iter(self.failures))]
 
     def _link(self, d: DeliveryTrace, partner_id: str) -> None:
         d.partner_id = d.partner_id or partner_id
@@ -196,6 +246,48 @@ class TraceBook:
         """The partner's deliveries, newest first."""
         found = [self.deliveries[i] for i in self.by_partner.get(partner_id, {})]
         return sorted(found, key=DeliveryTrace.sort_key, reverse=True)
+
+    def funnel(self, doc: DocumentTrace) -> Funnel:
+        """The document's funnel over all its versions; each notification's reach once."""
+        statuses: Counter[DeliveryStatus] = Counter()
+        deliveries = 0
+        for n in doc.notifications.values():
+            deliveries += len(n.deliveries)
+            for i in n.deliveries:
+                d = self.deliveries.get(i)
+                if d is not None:
+                    statuses[d.status] += 1
+        return Funnel(
+            partners_matched=len({n.partner_id for n in doc.notifications.values()}),
+            notifications=len(doc.notifications),
+            deliveries=deliveries,
+            by_status=statuses,
+            notifications_acknowledged=sum(n.ack is not None for n in doc.notifications.values()),
+            enterprises_reached=doc.reach,
+        )
+
+    def recent_documents(self, limit: int) -> list[DocumentTrace]:
+        """Documents by their latest activity, newest first; ones with none yet lead."""
+
+        def key(doc: DocumentTrace) -> tuple[bool, float, str]:
+            at = doc.updated_at
+            return at is None, at.timestamp() if at else 0.0, doc.document_id
+
+        return sorted(self.documents.values(), key=key, reverse=True)[:limit]
+
+    def recent_failures(self, limit: int) -> list[tuple[DeliveryTrace, AuditRecord]]:
+        """Deliveries that are dead-lettered now, with the record that put them there.
+
+        Newest first; a delivery that got through since (a replay) is left out.
+        """
+        out: list[tuple[DeliveryTrace, AuditRecord]] = []
+        for did in reversed(self.failures):
+            d = self.deliveries[did]
+            if d.status in DEAD_LETTERED:
+                out.append((d, self.failures[did]))
+                if len(out) >= limit:
+                    break
+        return out
 
 
 class TraceView(TopicFollower):

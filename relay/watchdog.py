@@ -18,6 +18,7 @@ from mode import Service
 from relay import topics
 from relay.embedded.faust_patches import true_end_offsets
 from relay.logs import get_logger
+from relay.stats import PartitionProgress
 
 if TYPE_CHECKING:
     from relay.app import Runtime
@@ -33,8 +34,8 @@ class Watchdog(Service):
         super().__init__(**kwargs)
         self.rt = rt
         self.stalled: str | None = None
-        #: partition → (read offset, since when it has not moved)
-        self._seen: dict[Any, tuple[int | None, float]] = {}
+        #: (topic, partition) → (read offset, since when it has not moved)
+        self._seen: dict[tuple[str, int], tuple[int | None, float]] = {}
 
     async def on_start(self) -> None:
         self.add_future(self._watch())
@@ -49,31 +50,51 @@ class Watchdog(Service):
                 log.warning("watchdog_check_failed", error=repr(e))
 
     async def _check(self) -> None:
-        app = self.rt.app
-        if app.rebalancing:
+        progress = await consumer_progress(self.rt)
+        if progress is None:
             self._seen.clear()
             return
-        tps = [tp for tp in app.consumer.assignment() if tp.topic in WATCHED]
-        if not tps:
-            return
-        servers = self.rt.settings.bootstrap_servers.split(",")
-        ends = await true_end_offsets(servers, tps)
-        read = app.monitor.tp_read_offsets
-        committed = app.monitor.tp_committed_offsets
         now = time.monotonic()
-        for tp in tps:
-            done = max(read.get(tp, -1), committed.get(tp, 0) - 1)
-            waiting = ends.get(tp, 0) - (done + 1)
+        for p in progress:
+            tp = (p.topic, p.partition)
             last, since = self._seen.get(tp, (None, now))
-            if waiting <= 0 or done != last:
-                self._seen[tp] = (done, now)
+            if p.waiting <= 0 or p.done != last:
+                self._seen[tp] = (p.done, now)
                 continue
             if now - since >= self.rt.settings.stall_timeout:
                 self.stalled = (
-                    f"{tp.topic}[{tp.partition}]: {waiting} records waiting, "
+                    f"{p.topic}[{p.partition}]: {p.waiting} records waiting, "
                     f"nothing read for {now - since:.0f}s"
                 )
                 log.error("consumer_stalled", detail=self.stalled)
                 # A clean stop: commits what was done; the supervisor starts a new worker.
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
+
+
+async def consumer_progress(rt: Runtime) -> list[PartitionProgress] | None:
+    """Where the worker's consumer is in each watched partition it holds; None mid-rebalance.
+
+    The end offsets come from a short-lived client of their own (fetch high watermarks,
+    right on the embedded broker too); what was done, from Faust's monitor: the offset
+    last read by a stream, or below the last commit.
+    """
+    app = rt.app
+    if app.rebalancing:
+        return None
+    tps = [tp for tp in app.consumer.assignment() if tp.topic in WATCHED]
+    if not tps:
+        return []
+    servers = rt.settings.bootstrap_servers.split(",")
+    ends = await true_end_offsets(servers, tps)
+    read = app.monitor.tp_read_offsets
+    committed = app.monitor.tp_committed_offsets
+    return [
+        PartitionProgress(
+            topic=tp.topic,
+            partition=tp.partition,
+            end=ends.get(tp, 0),
+            done=max(read.get(tp, -1), committed.get(tp, 0) - 1),
+        )
+        for tp in sorted(tps)
+    ]

@@ -1,7 +1,8 @@
 """The FastAPI application served inside the worker (``faust.contrib.asgi.serve_asgi``).
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
-tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator).
+tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
+``dashboard`` (the operator's page at ``/`` and the JSON it polls).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from relay.app import Runtime
 from relay.auth import TokenIndex
 from relay.logs import get_logger
 from relay.models import DocumentEvent, Partner
-from relay.web import deliveries, documents, partners
+from relay.web import dashboard, deliveries, documents, partners
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -75,6 +76,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.state.rt = rt
     api.state.store = PartnerStore(rt)
     api.state.tokens = tokens = TokenIndex()
+    api.state.lag = dashboard.LagSampler(rt)
 
     def index_tokens(partner_id: str, partner: Partner | None) -> None:
         tokens.update(partner_id, partner.token_hashes if partner else None)
@@ -144,6 +146,8 @@ def create_api(rt: Runtime) -> FastAPI:
         ]
         return "\n".join(lines) + "\n"
 
+    api.include_router(dashboard.page_router)
+    api.include_router(dashboard.router)
     api.include_router(documents.router)
     api.include_router(partners.router)
     api.include_router(deliveries.partner_router)

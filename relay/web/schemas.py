@@ -357,3 +357,91 @@ class ReplayRequest(Strict):
 class ReplayResult(BaseModel):
     requeued: int
     delivery_ids: list[str]
+
+
+# ------------------------------------------------------------------ dashboard
+
+
+class DocumentSummary(BaseModel):
+    """One document in the operator's list, with its relay funnel."""
+
+    document_id: str
+    title: str | None
+    doc_number: str | None
+    version: int | None = Field(description="the latest version known")
+    updated_at: datetime | None = Field(description="its latest event or notification")
+    last_event: str | None = Field(
+        description="kind of its latest event: event.accepted, event.rejected, document.matched…"
+    )
+    rejected_reason: str | None = Field(description="when its latest event is a rejection")
+    funnel: TraceTotals = Field(
+        description="as in the trace's totals; deliveries_by_status names every status"
+    )
+
+
+class DocumentList(BaseModel):
+    items: list[DocumentSummary] = Field(description="newest activity first")
+    total: int = Field(description="documents the trace view knows")
+
+
+class Throughput(BaseModel):
+    window_s: int = Field(description="the rolling window, in seconds")
+    delivered_per_s: float = Field(description="deliveries that got through, per second")
+    delivered_per_s_by_channel: dict[str, float] = Field(description="channel type → per second")
+    attempts_per_s: float = Field(description="every recorded outcome (retries included)")
+    delivered_per_second: list[int] = Field(
+        description="deliveries per second over the window, oldest first"
+    )
+
+
+class TopicLagOut(BaseModel):
+    topic: str
+    partitions: int = Field(description="partitions of the topic this worker holds")
+    lag: int = Field(description="records waiting: end offset − position, summed")
+
+
+class ConsumerLag(BaseModel):
+    """This worker's consumer only: it holds a share of the partitions."""
+
+    status: Literal["ok", "rebalancing", "unavailable"]
+    total: int | None
+    topics: list[TopicLagOut]
+    detail: str | None = None
+
+
+class FailureOut(BaseModel):
+    delivery_id: str
+    partner_id: str | None
+    partner_name: str | None
+    document_id: str | None
+    title: str | None
+    channel_id: str | None
+    channel_type: str | None
+    status: DeliveryStatus = Field(description="failed, disabled or dead: in the dead letters")
+    at: datetime
+    attempt: int | None
+    reason: str | None
+    detail: str | None
+    reply_code: int | None = Field(description="the HTTP status or SMTP reply code")
+
+
+class WorkerOut(BaseModel):
+    uptime_s: float
+    ready: bool
+    stalled: str | None
+    partners: int
+
+
+class DashboardOut(BaseModel):
+    """What the operator dashboard (``GET /``) shows, polled every few seconds."""
+
+    generated_at: datetime
+    worker: WorkerOut
+    throughput: Throughput
+    lag: ConsumerLag
+    deliveries_by_status: dict[str, int] = Field(description="every status, now, all workers")
+    dead_letters: int = Field(description="deliveries in the dead letters now (replayable)")
+    events_rejected: int = Field(description="events refused at intake (relay.rejected)")
+    failures: list[FailureOut] = Field(description="dead-lettered deliveries, newest first")
+    documents: list[DocumentSummary] = Field(description="newest activity first")
+    documents_total: int

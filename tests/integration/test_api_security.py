@@ -69,6 +69,8 @@ OPERATOR_REQUESTS: list[tuple[str, str, Any]] = [
     ("POST", "/api/v1/partners", {"id": "x-y", "kind": "park", "name": "x"}),
     ("GET", "/api/v1/partners", None),
     ("POST", "/api/v1/dead-letters/replay", {"all": True}),
+    ("GET", "/api/v1/dashboard", None),
+    ("GET", "/api/v1/documents", None),
 ]
 
 

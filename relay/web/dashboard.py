@@ -1,0 +1,260 @@
+"""The operator dashboard: the page at ``GET /``, its script, and the JSON it polls.
+
+The page holds no data and no token: it asks the operator for the token, keeps it in the
+tab's sessionStorage and polls ``GET /api/v1/dashboard`` with it. Throughput, delivery
+counts, failures and funnels come from the trace view (the audit topic: every worker's
+deliveries); lag is this worker's own consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from relay.app import Runtime
+from relay.logs import get_logger
+from relay.models import DeliveryStatus
+from relay.registry import PartnerBook
+from relay.rendering import TEMPLATES
+from relay.stats import lag_by_topic
+from relay.trace import DocumentTrace, TraceBook
+from relay.watchdog import consumer_progress
+from relay.web import pages
+from relay.web.errors import not_found, responses
+from relay.web.schemas import (
+    ConsumerLag,
+    DashboardOut,
+    DocumentList,
+    DocumentSummary,
+    FailureOut,
+    Throughput,
+    TopicLagOut,
+    TraceTotals,
+    WorkerOut,
+)
+from relay.web.security import Operator, Rt
+
+log = get_logger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["operator"])
+page_router = APIRouter(tags=["operations"])
+
+STATIC = TEMPLATES / "web" / "static"
+#: The only files served under /static/, with their types.
+STATIC_TYPES = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+
+
+# ------------------------------------------------------------------ lag
+
+
+class LagSampler:
+    """This worker's consumer lag, measured at most every ``max_age`` seconds.
+
+    Each measurement opens a short-lived client for the end offsets (as the watchdog
+    does), so however many dashboards poll, the broker sees one every ``max_age``.
+    """
+
+    def __init__(self, rt: Runtime, *, max_age: float = 1.5, timeout: float = 5.0) -> None:
+        self.rt = rt
+        self.max_age = max_age
+        self.timeout = timeout
+        self._lock = asyncio.Lock()
+        self._last: ConsumerLag | None = None
+        self._at = 0.0
+
+    async def get(self) -> ConsumerLag:
+        async with self._lock:
+            if self._last is None or time.monotonic() - self._at >= self.max_age:
+                self._last = await self._measure()
+                self._at = time.monotonic()
+            return self._last
+
+    async def _measure(self) -> ConsumerLag:
+        try:
+            async with asyncio.timeout(self.timeout):
+                progress = await consumer_progress(self.rt)
+        except Exception as e:  # the broker or the consumer is not there (yet)
+            log.warning("dashboard_lag_unavailable", error=repr(e))
+            return ConsumerLag(
+                status="unavailable", total=None, topics=[], detail=f"{type(e).__name__}: {e}"
+            )
+        if progress is None:
+            return ConsumerLag(
+                status="rebalancing",
+                total=None,
+                topics=[],
+                detail="the consumer group is rebalancing",
+            )
+        lags = lag_by_topic(progress)
+        return ConsumerLag(
+            status="ok",
+            total=sum(t.lag for t in lags),
+            topics=[TopicLagOut(topic=t.topic, partitions=t.partitions, lag=t.lag) for t in lags],
+        )
+
+
+def lag_sampler(request: Request) -> LagSampler:
+    return cast(LagSampler, request.app.state.lag)
+
+
+# ------------------------------------------------------------------ views
+
+
+def document_summary(book: TraceBook, doc: DocumentTrace) -> DocumentSummary:
+    f = book.funnel(doc)
+    info = doc.info()
+    last = doc.events[-1] if doc.events else None
+    versions = set(doc.versions) | {e.version for e in doc.events if e.version is not None}
+    return DocumentSummary(
+        document_id=doc.document_id,
+        title=info.title if info else None,
+        doc_number=info.doc_number if info else None,
+        version=max(versions) if versions else None,
+        updated_at=doc.updated_at,
+        last_event=last.kind if last else None,
+        rejected_reason=last.reason if last and last.kind == "event.rejected" else None,
+        funnel=TraceTotals(
+            partners_matched=f.partners_matched,
+            notifications=f.notifications,
+            deliveries=f.deliveries,
+            deliveries_by_status={s.value: f.by_status[s] for s in DeliveryStatus},
+            notifications_acknowledged=f.notifications_acknowledged,
+            enterprises_reached=f.enterprises_reached,
+        ),
+    )
+
+
+def throughput(book: TraceBook, now: float) -> Throughput:
+    window = book.rates.span
+    counts = book.rates.counts(now)
+    delivered = {k: n for k, n in counts.items() if k.endswith(f".{DeliveryStatus.delivered}")}
+    by_channel = {k.rsplit(".", 1)[0]: round(n / window, 2) for k, n in sorted(delivered.items())}
+    return Throughput(
+        window_s=window,
+        delivered_per_s=round(sum(delivered.values()) / window, 2),
+        delivered_per_s_by_channel=by_channel,
+        attempts_per_s=round(sum(counts.values()) / window, 2),
+        delivered_per_second=book.rates.series(now, delivered),
+    )
+
+
+def failures_out(book: TraceBook, partners: PartnerBook, limit: int) -> list[FailureOut]:
+    out = []
+    for d, r in book.recent_failures(limit):
+        partner = partners.get(d.partner_id or "")
+        doc = book.documents.get(d.document_id or "")
+        info = doc.info(d.version) if doc else None
+        out.append(
+            FailureOut(
+                delivery_id=d.delivery_id,
+                partner_id=d.partner_id,
+                partner_name=partner.name if partner else None,
+                document_id=d.document_id,
+                title=info.title if info else None,
+                channel_id=d.channel_id,
+                channel_type=d.channel_type,
+                status=d.status,
+                at=r.at,
+                attempt=r.attempt,
+                reason=r.reason,
+                detail=r.detail,
+                reply_code=r.http_status,
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------ JSON
+
+
+@router.get(
+    "/dashboard",
+    response_model=DashboardOut,
+    responses=responses(401, 403, 422, 503),
+    summary="What the operator dashboard shows: throughput, lag, deliveries, failures, funnels",
+    description=(
+        "Throughput, delivery counts, failures and funnels cover every worker (from the audit "
+        "topic); lag covers this worker's consumer, which holds a share of the partitions."
+    ),
+)
+async def dashboard(
+    request: Request,
+    rt: Rt,
+    _: Operator,
+    documents: Annotated[int, Query(ge=1, le=200, description="recent documents")] = 20,
+    failures: Annotated[int, Query(ge=1, le=200, description="recent failures")] = 20,
+) -> DashboardOut:
+    lag = await lag_sampler(request).get()
+    book = rt.trace.book
+    now = time.time()
+    counts = {s.value: book.status_counts[s] for s in DeliveryStatus}
+    return DashboardOut(
+        generated_at=datetime.fromtimestamp(now, UTC),
+        worker=WorkerOut(
+            uptime_s=round(now - rt.started, 1),
+            ready=rt.ready,
+            stalled=rt.watchdog.stalled,
+            partners=len(rt.registry.book.partners),
+        ),
+        throughput=throughput(book, now),
+        lag=lag,
+        deliveries_by_status=counts,
+        dead_letters=sum(counts[s] for s in ("failed", "disabled", "dead")),
+        events_rejected=book.events_rejected,
+        failures=failures_out(book, rt.registry.book, failures),
+        documents=[document_summary(book, d) for d in book.recent_documents(documents)],
+        documents_total=len(book.documents),
+    )
+
+
+@router.get(
+    "/documents",
+    response_model=DocumentList,
+    responses=responses(401, 403, 422, 503),
+    summary="Recent documents with their relay funnel, newest activity first",
+)
+async def list_documents(
+    rt: Rt,
+    _: Operator,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> DocumentList:
+    book = rt.trace.book
+    return DocumentList(
+        items=[document_summary(book, d) for d in book.recent_documents(limit)],
+        total=len(book.documents),
+    )
+
+
+# ------------------------------------------------------------------ the page
+
+
+@page_router.get(
+    "/",
+    response_class=HTMLResponse,
+    summary="The operator dashboard (signs in with the operator token in the page)",
+)
+async def dashboard_page() -> HTMLResponse:
+    return pages.page("dashboard.html.j2", headers=pages.DASHBOARD_HEADERS)
+
+
+@cache
+def _static(name: str) -> bytes:
+    return (STATIC / name).read_bytes()
+
+
+@page_router.get("/static/{name}", include_in_schema=False)
+async def static(name: str) -> Response:
+    media_type = STATIC_TYPES.get(name)
+    if media_type is None:
+        raise not_found(f"/static/{name}")
+    return Response(_static(name), media_type=media_type, headers=pages.STATIC_HEADERS)
