@@ -16,7 +16,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, TopicT
 from mode import Service
 
-from relay import topics
+from relay import faust_fixes, topics
 from relay.delivery.email import EmailSender
 from relay.delivery.webhook import WebhookSender
 from relay.embedded import faust_patches
@@ -100,6 +100,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # A Faust recovery race that drops or strands records after a restart (any broker).
+        faust_fixes.apply()
         if settings.profile == Profile.dev:
             faust_patches.apply(settings.fetch_max_wait_ms)
         self.app = faust.App(settings.app_id, **faust_settings(settings))

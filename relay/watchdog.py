@@ -1,9 +1,10 @@
 """Watching the worker's own consumer: records waiting, yet nothing read for too long.
 
-On the embedded broker a restarted worker was seen to stop fetching some partitions for
-good. A stuck worker is worse than a dead one, because nothing restarts it: so the
-watchdog marks the worker unhealthy (``/healthz`` answers 503) and then stops it, for its
-supervisor (``relay dev``/``relay demo``, systemd, Kubernetes) to start it again.
+A restarted worker was seen to stop fetching some partitions for good (a Faust recovery
+race, fixed in ``relay/faust_fixes.py``). A stuck worker is worse than a dead one, because
+nothing restarts it: so the watchdog, kept as a safety net, marks the worker unhealthy
+(``/healthz`` answers 503) and then stops it, for its supervisor (``relay dev``/``relay
+demo``, systemd, Kubernetes) to start it again.
 """
 
 from __future__ import annotations
@@ -88,13 +89,21 @@ async def consumer_progress(rt: Runtime) -> list[PartitionProgress] | None:
     servers = rt.settings.bootstrap_servers.split(",")
     ends = await true_end_offsets(servers, tps)
     read = app.monitor.tp_read_offsets
+    # The monitor only knows the offsets this worker committed itself; the consumer also
+    # knows those it started from (read back from the group after assignment). Without
+    # them, a partition with nothing new since a restart would look stuck.
     committed = app.monitor.tp_committed_offsets
+    started_from = getattr(app.consumer, "_committed_offset", {})
     return [
         PartitionProgress(
             topic=tp.topic,
             partition=tp.partition,
             end=ends.get(tp, 0),
-            done=max(read.get(tp, -1), committed.get(tp, 0) - 1),
+            done=max(
+                read.get(tp, -1),
+                committed.get(tp, 0) - 1,
+                (started_from.get(tp) or 0) - 1,
+            ),
         )
         for tp in sorted(tps)
     ]
