@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from agents.context import on_behalf_of
 from relay import topics
+from relay.app import INTENT_BUNDLE
 from relay.dispatch import handle
 from relay.logs import get_logger
 from relay.models import (
@@ -29,11 +30,10 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: Records taken per batch (a record holds one intent or a bundle of them); the batch is
-#: acked only once every send in it has an outcome.
-BATCH = 200
-#: Intents sent concurrently, whose outcomes are then written to the audit topic together.
-CHUNK = 500
+#: Records taken per batch (a record holds one intent or a bundle of up to INTENT_BUNDLE);
+#: the batch is acked only once every send in it has an outcome. So a batch holds at most
+#: 500 intents: a rebalance waits for the batch in hand, and that must stay short.
+BATCH = 500 // INTENT_BUNDLE
 #: Partners served at once within a batch (one partner's deliveries stay in order).
 CONCURRENCY = 512
 #: The value of a tick record on the retry topic: "look for due retries in this partition".
@@ -69,13 +69,6 @@ def _install_delivery(rt: Runtime, channel_type: str, topic: str) -> None:
 
 async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
     intents = await _complete(rt, events)
-    # Bundles make a batch of events up to BATCH × INTENT_BUNDLE intents: record outcomes
-    # every CHUNK intents, so a crash never leaves more than that sent but unrecorded.
-    for i in range(0, len(intents), CHUNK):
-        await _deliver_chunk(rt, intents[i : i + CHUNK])
-
-
-async def _deliver_chunk(rt: Runtime, intents: list[tuple[EventT[Any], DeliveryIntent]]) -> None:
     per_partner: dict[str, list[tuple[EventT[Any], DeliveryIntent]]] = defaultdict(list)
     for event, intent in intents:
         per_partner[intent.partner_id].append((event, intent))
@@ -95,7 +88,7 @@ async def _deliver_chunk(rt: Runtime, intents: list[tuple[EventT[Any], DeliveryI
                         await rt.dead_letter(intent, "internal_error", f"internal error: {e!r}")
 
     await asyncio.gather(*(run(items) for items in per_partner.values()))
-    # One write (a value per document) for the chunk's outcomes; the batch is acked later.
+    # One write (a value per document) for the batch's outcomes, before it is acked.
     if audit:
         await rt.audit_many(audit)
 
@@ -223,12 +216,11 @@ async def _release_due(rt: Runtime, partition: int) -> None:
     )
     if not due:
         return
-    futures = [
-        await rt.topic(topics.DELIVER[v["intent"]["channel_type"]]).send(
-            key=v["key"].encode(), value=json.dumps(v["intent"]).encode()
-        )
-        for _, _, v in due
-    ]
-    await asyncio.gather(*futures)
+    by_topic: dict[str, list[DeliveryIntent]] = defaultdict(list)
+    for _, _, v in due:
+        intent = DeliveryIntent.model_validate(v["intent"])
+        by_topic[topics.DELIVER[intent.channel_type]].append(intent)
+    for topic, intents in by_topic.items():
+        await rt.send_intents(topic, intents)  # bundled, each in its partner's partition
     for _, key, _ in due:
         del rt.retries[key]

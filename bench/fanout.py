@@ -806,7 +806,7 @@ def report(res: Results, command: str) -> str:
         f"- Before the first delivery ({1000 * plan_s:,.0f} ms, median) the worker used "
         f"{plan_cpu:.1f} s of CPU: the match agent matches the document against every "
         f"partner and writes {n:,} `notification.planned` audit records (250 to a value) and "
-        f"{n:,} delivery intents (bundled, 200 to a value, by partition) before the delivery "
+        f"{n:,} delivery intents (bundled, 25 to a value, by partition) before the delivery "
         "agent sees the first intent.",
         f"- While sending (first to last arrival) the worker used {send_ms['worker']:.2f} ms "
         f"of CPU per delivery and was busy {worker_busy:.0%} of the time: it is one Python "

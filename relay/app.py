@@ -45,8 +45,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 RAW_KEEP = 64 * 1024
 #: Audit records of one document written as one value, at most (about 0.5 kB each).
 AUDIT_BATCH = 250
-#: First-attempt intents of one partition written as one value, at most (about 1 kB each).
-INTENT_BUNDLE = 200
+#: Intents of one partition written as one value, at most (about 1 kB each).
+INTENT_BUNDLE = 25
 _PARTITIONER = DefaultPartitioner()
 
 
@@ -214,7 +214,7 @@ class Runtime:
         await asyncio.gather(*futures)
 
     async def send_intents(self, topic: str, intents: list[DeliveryIntent]) -> None:
-        """Produce first-attempt intents, bundled per partition (see IntentBundle).
+        """Produce intents, bundled per partition (see IntentBundle).
 
         Each intent goes to the partition its partner id hashes to (Kafka's default
         partitioner, as for a keyed record), so a partner's deliveries stay in one

@@ -313,11 +313,11 @@ def audit_value(records: list[AuditRecord]) -> bytes:
 
 
 class IntentBundle(BaseModel):
-    """Several first-attempt intents in one value of a delivery topic, all of one partition.
+    """Several intents in one value of a delivery topic, all of one partition.
 
-    The match agent bundles a fan-out's intents by the partition their partner's key hashes
-    to, so a partner's deliveries stay in one partition and in order; retries and replays
-    travel one intent per value, keyed by partner.
+    The match agent (and the retry agent, for due retries) bundles intents by the partition
+    their partner's key hashes to, so a partner's deliveries stay in one partition and in
+    order; a lone intent and replays travel one per value, keyed by partner.
     """
 
     intents: list[DeliveryIntent]
