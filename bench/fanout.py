@@ -79,6 +79,15 @@ from relay.settings import Settings  # noqa: E402
 from relay.signing import new_secret, webhook_headers  # noqa: E402
 
 SECTION_HEADING = "## Fan-out (bench/fanout.py)"
+
+
+def section_heading(workers: int) -> str:
+    """One section per worker count, so both can stand in docs/benchmarks.md."""
+    if workers == 1:
+        return SECTION_HEADING
+    return f"## Fan-out with {workers} workers (bench/fanout.py --workers {workers})"
+
+
 RECEIVER = Path(__file__).resolve().parent / "_receiver.py"
 SEED = ROOT / "examples" / "documents" / "01-seed-government-openness.json"
 REGION, TAG = "310115", "性能测试"
@@ -125,16 +134,17 @@ class Child:
         return self.proc.pid if self.proc else None
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far (0 when it is gone)."""
-    if pid is None:
-        return 0.0
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (0 for any that is gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 def own_cpu_seconds() -> float:
@@ -256,6 +266,7 @@ class MailRun:
 class Results:
     channels: int
     repeat: int
+    workers: int = 1
     body_bytes: int = 0
     relay: list[FanoutRun] = field(default_factory=list)
     bare: list[BareRun] = field(default_factory=list)
@@ -296,15 +307,80 @@ async def wait_for_partners(stack: Stack, count: int, timeout: float = 180.0) ->
             await asyncio.sleep(0.5)
 
 
-def stack_pids(stack: Stack) -> dict[str, int | None]:
+def stack_pids(stack: Stack, extra_workers: list[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
+    """The processes whose CPU is counted: every worker together, and the broker."""
+    workers = [stack.worker.pid] if stack.worker else []
     return {
-        "worker": stack.worker.pid if stack.worker else None,
-        "broker": stack.broker.proc.pid if stack.broker and stack.broker.proc else None,
+        "worker": workers + [w.pid for w in extra_workers],
+        "broker": [stack.broker.proc.pid] if stack.broker and stack.broker.proc else [],
     }
 
 
+async def start_extra_workers(
+    stack: Stack, count: int, partners: int, work: Path
+) -> list[subprocess.Popen[bytes]]:
+    """More `relay worker` processes in the stack's consumer group, each ready and assigned."""
+    procs: list[subprocess.Popen[bytes]] = []
+    urls: list[str] = []
+    for i in range(2, count + 2):
+        port = free_port()
+        env = stack.worker_env() | {
+            "RELAY_WEB_PORT": str(port),
+            "RELAY_INSTANCE_ID": f"bench-worker-{i}",
+        }
+        with open(work / f"worker-{i}.log", "ab") as log:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "relay", "worker"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=ROOT,
+                    preexec_fn=die_with_parent,  # noqa: PLW1509
+                )
+            )
+        urls.append(f"http://127.0.0.1:{port}")
+    urls.append(stack.web_url)
+    try:
+        await _wait_for_workers(urls, procs, partners, work)
+    except BaseException:
+        for proc in procs:
+            stop_process(proc, timeout=20)
+        raise
+    return procs
+
+
+async def _wait_for_workers(
+    urls: list[str], procs: list[subprocess.Popen[bytes]], partners: int, work: Path
+) -> None:
+    # Every worker holds every partner and has partitions; then the group must stay put.
+    deadline = time.monotonic() + 180
+    stable_since: float | None = None
+    async with aiohttp.ClientSession() as http:
+        while True:
+            ready = 0
+            for url in urls:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{url}/readyz") as r:
+                        body = await r.json()
+                        ready += r.status == 200 and body.get("partners", 0) >= partners
+            now = time.monotonic()
+            if ready == len(urls):
+                stable_since = stable_since or now
+                if now - stable_since >= 5.0:
+                    return
+            else:
+                stable_since = None
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"an extra worker died; see {work}/worker-*.log")
+            if now > deadline:
+                raise RuntimeError(f"{ready} of {len(urls)} workers ready after 180 s")
+            await asyncio.sleep(0.5)
+
+
 async def relay_run(
-    producer: AIOKafkaProducer, hooks: Hooks, pids: dict[str, int | None], n: int, summary: str
+    producer: AIOKafkaProducer, hooks: Hooks, pids: dict[str, list[int]], n: int, summary: str
 ) -> tuple[FanoutRun, bytes]:
     await hooks.reset()
     doc_id, value = event(FANOUT_PARK, summary)
@@ -395,7 +471,7 @@ def profile_breakdown(raw: Path) -> tuple[dict[str, float], int]:
 async def profiled_run(
     producer: AIOKafkaProducer,
     hooks: Hooks,
-    pids: dict[str, int | None],
+    pids: dict[str, list[int]],
     n: int,
     summary: str,
     work: Path,
@@ -411,7 +487,7 @@ async def profiled_run(
                 spy,
                 "record",
                 "-p",
-                str(pids["worker"]),
+                str(pids["worker"][0]),  # the first worker: it runs the match agent too
                 "-r",
                 "50",
                 "--nonblocking",
@@ -447,7 +523,7 @@ async def profiled_run(
 async def bare_run(
     http: aiohttp.ClientSession,
     hooks: Hooks,
-    pids: dict[str, int | None],
+    pids: dict[str, list[int]],
     n: int,
     body: bytes,
     secret: str,
@@ -491,6 +567,7 @@ async def webhooks(args: argparse.Namespace, res: Results, work: Path) -> None:
     await receiver.start()
     hooks = Hooks(receiver.port)
     producer: AIOKafkaProducer | None = None
+    extra: list[subprocess.Popen[bytes]] = []
     try:
         summary = seed_summary()
         partners = [
@@ -512,8 +589,11 @@ async def webhooks(args: argparse.Namespace, res: Results, work: Path) -> None:
                 bootstrap_servers=stack.worker_settings.bootstrap_servers, acks="all"
             )
             await producer.start()
-            pids = stack_pids(stack)
-            pids["receiver"] = receiver.pid
+            extra += await start_extra_workers(stack, args.workers - 1, n + 1, work)
+            pids = stack_pids(stack, extra)
+            pids["receiver"] = [receiver.pid]
+            if extra:
+                say(f"{args.workers} workers ready and assigned")
             say(f"stack ready with {n + 1:,} partners in {res.setup_s:.1f}s")
 
             # Warm-up and idle latency: one-partner documents, one at a time.
@@ -563,6 +643,8 @@ async def webhooks(args: argparse.Namespace, res: Results, work: Path) -> None:
                 )
                 say(f"profile: {res.profile_samples} samples of the worker")
     finally:
+        for proc in extra:
+            stop_process(proc, timeout=20)
         if producer is not None:
             await producer.stop()
         await hooks.close()
@@ -722,7 +804,7 @@ def report(res: Results, command: str) -> str:
     lost = sum(max(0, n - r.distinct) for r in res.relay)
 
     lines = [
-        SECTION_HEADING,
+        section_heading(res.workers),
         "",
         f"Reproduce: `{command}` (about {minutes(res.elapsed_s)} here). "
         f"Run on {datetime.now(UTC):%Y-%m-%d}" + (f" at {res.code}." if res.code else "."),
@@ -736,7 +818,9 @@ def report(res: Results, command: str) -> str:
         "",
         f"Setup: {n:,} partners, each with one webhook channel to one local receiver (its own "
         "process; aiohttp; reads the body and answers 204, no signature check), plus one "
-        "probe partner, on the embedded stack (Tansu + one `relay worker`, profile dev, default "
+        "probe partner, on the embedded stack (Tansu + "
+        + ("one `relay worker`" if res.workers == 1 else f"{res.workers} `relay worker` processes")
+        + ", profile dev, default "
         "settings: info logging, 4 partitions). Each repetition publishes a new document "
         f"that matches all {n:,}; the rate is measured at the receiver from the first to the "
         f"last arrival. Webhook body: {res.body_bytes:,} bytes (the relay's own body, reused "
@@ -754,8 +838,7 @@ def report(res: Results, command: str) -> str:
             f" ({relay_rate / TARGET_RATE:.2f}× the target)."
             if relay_rate >= TARGET_RATE
             else f", {TARGET_RATE - relay_rate:,.0f}/s ({1 - relay_rate / TARGET_RATE:.0%}) "
-            "short. The worker, one Python process, is CPU-bound while sending (see *Where "
-            "the time goes*)."
+            "short. The workers are CPU-bound while sending (see *Where the time goes*)."
         ),
         f"- At least {TARGET_RATIO}× the bare aiohttp loop: {verdict(ratio >= TARGET_RATIO)}: "
         f"{relay_rate:,.0f} / {bare_rate:,.0f} = {ratio:.2f}×"
@@ -808,10 +891,18 @@ def report(res: Results, command: str) -> str:
         f"partner and writes {n:,} `notification.planned` audit records (250 to a value) and "
         f"{n:,} delivery intents (bundled, 25 to a value, by partition) before the delivery "
         "agent sees the first intent.",
-        f"- While sending (first to last arrival) the worker used {send_ms['worker']:.2f} ms "
-        f"of CPU per delivery and was busy {worker_busy:.0%} of the time: it is one Python "
-        f"process, so that caps it near {1000 / send_ms['worker']:,.0f} deliveries/s. "
-        f"Meanwhile the broker used {send_ms['broker']:.2f} ms and the receiver "
+        (
+            f"- While sending (first to last arrival) the worker used {send_ms['worker']:.2f} "
+            f"ms of CPU per delivery and was busy {worker_busy:.0%} of the time: it is one "
+            f"Python process, so that caps it near {1000 / send_ms['worker']:,.0f} "
+            "deliveries/s. "
+            if res.workers == 1
+            else f"- While sending (first to last arrival) the {res.workers} workers used "
+            f"{send_ms['worker']:.2f} ms of CPU per delivery together, {worker_busy:.0%} of "
+            f"one core (of the machine's 2, which the broker, the receiver and the bench "
+            "share). "
+        )
+        + f"Meanwhile the broker used {send_ms['broker']:.2f} ms and the receiver "
         f"{send_ms['receiver']:.2f} ms per delivery. The bare loop's client needs "
         f"{client_ms:.2f} ms per request (receiver {recv_bare_ms:.2f} ms), so the relay does "
         f"about {send_ms['worker'] / client_ms:.0f}× the client-side work per webhook: per "
@@ -867,12 +958,13 @@ def report(res: Results, command: str) -> str:
 
 def write_section(path: Path, section: str) -> None:
     """Replace this benchmark's section of ``path`` (or append it), leaving the rest as is."""
+    heading = section.split("\n", 1)[0]
     text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION_HEADING)
+    start = text.find(heading + "\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        end = text.find("\n## ", start + len(SECTION_HEADING))
+        end = text.find("\n## ", start + len(heading))
         tail = "" if end < 0 else "\n" + text[end + 1 :]
         text = text[:start] + section + tail
     path.write_text(text.rstrip("\n") + "\n", "utf-8")
@@ -882,7 +974,7 @@ def write_section(path: Path, section: str) -> None:
 
 
 async def run(args: argparse.Namespace, work: Path) -> Results:
-    res = Results(channels=args.channels, repeat=args.repeat)
+    res = Results(channels=args.channels, repeat=args.repeat, workers=args.workers)
     with contextlib.suppress(OSError):
         res.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     res.code = code_version()
@@ -909,6 +1001,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--channels", type=int, default=10_000, help="webhook channels (N)")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="`relay worker` processes in the consumer group"
+    )
     parser.add_argument("--probes", type=int, default=20, help="one-partner latency probes")
     parser.add_argument("--emails", type=int, default=300, help="emails per repetition")
     parser.add_argument("--write", type=Path, help="replace the section in this markdown file")
@@ -919,13 +1014,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="sample the worker with py-spy during one extra fan-out (not counted)",
     )
     args = parser.parse_args(argv)
-    if args.channels < 2 or args.repeat < 1 or args.probes < 1 or args.emails < 1:
-        parser.error("--channels must be at least 2; --repeat, --probes, --emails at least 1")
+    if args.channels < 2 or min(args.repeat, args.probes, args.emails, args.workers) < 1:
+        parser.error(
+            "--channels must be at least 2; --repeat, --probes, --emails, --workers at least 1"
+        )
 
     command = "/work/venv/bin/python bench/fanout.py"
     if args.channels != 10_000:
         command += f" --channels {args.channels}"
-    for name, default in (("repeat", 3), ("probes", 20), ("emails", 300)):
+    for name, default in (("repeat", 3), ("workers", 1), ("probes", 20), ("emails", 300)):
         if getattr(args, name) != default:
             command += f" --{name} {getattr(args, name)}"
     if args.profile:
