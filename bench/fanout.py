@@ -847,8 +847,14 @@ def report(res: Results, command: str) -> str:
             if ratio >= TARGET_RATIO
             else f": the relay would need {TARGET_RATIO / ratio:.1f}× its rate. Per webhook "
             f"it does about {send_ms['worker'] / client_ms:.0f}× the CPU work of the bare "
-            "client, on one core, while the bare loop needs little more than the HTTP request "
-            "itself."
+            "client, "
+            + (
+                "on one core"
+                if res.workers == 1
+                else f"in {res.workers} processes that share the 2 cores with the broker "
+                "and the receiver"
+            )
+            + ", while the bare loop needs little more than the HTTP request itself."
         ),
         f"- Publish-to-first-delivery p99 under {TARGET_FIRST_P99:g} s on an idle stack: "
         f"{verdict(probe_max < TARGET_FIRST_P99)}: {len(res.probes)} one-partner documents, "
