@@ -324,22 +324,8 @@ async def start_extra_workers(
     urls: list[str] = []
     for i in range(2, count + 2):
         port = free_port()
-        env = stack.worker_env() | {
-            "RELAY_WEB_PORT": str(port),
-            "RELAY_INSTANCE_ID": f"bench-worker-{i}",
-        }
-        with open(work / f"worker-{i}.log", "ab") as log:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "relay", "worker"],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=ROOT,
-                    preexec_fn=die_with_parent,  # noqa: PLW1509
-                )
-            )
+        env = {"RELAY_WEB_PORT": str(port), "RELAY_INSTANCE_ID": f"bench-worker-{i}"}
+        procs.append(stack.spawn_worker(work / f"worker-{i}.log", env))
         urls.append(f"http://127.0.0.1:{port}")
     urls.append(stack.web_url)
     try:

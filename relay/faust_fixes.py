@@ -83,7 +83,6 @@ async def _fetch_records(
 
 async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     """``Recovery.on_recovery_completed`` of faust-streaming 0.15.3, seek moved first (race 2)."""
-    consumer = self.app.consumer
     self.log.info("Restore complete!")
     await self.app.on_rebalance_complete.send()
     self._set_recovery_ended()
@@ -98,15 +97,8 @@ async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     ]
     if callback_coros:
         await asyncio.wait(callback_coros)
-    if not _same_generation(self, generation_id):
+    if not await _seek_then_resume(self, generation_id):
         return
-    if consumer.assignment():
-        # Still paused for the fetch loop: nothing of theirs reaches a queue meanwhile.
-        self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
-        if not _same_generation(self, generation_id):
-            return
-    _resume_stream_partitions(self)
     # finally make sure the fetcher is running.
     await self.app._fetcher.maybe_start()
     self.tables.on_actives_ready()
@@ -118,23 +110,31 @@ async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
 
 async def _resume_streams(self: Any, generation_id: int = 0) -> None:
     """``Recovery._resume_streams`` (apps without tables), seek moved first."""
-    consumer = self.app.consumer
     await self.app.on_rebalance_complete.send()
-    if not _same_generation(self, generation_id):
+    if not await _seek_then_resume(self, generation_id):
         return
-    if consumer.assignment():
-        self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
-        if not _same_generation(self, generation_id):
-            return
-    else:
-        self.log.info("Resuming streams with empty assignment")
-    _resume_stream_partitions(self)
     await self.app._fetcher.maybe_start()
     self.tables.on_actives_ready()
     self.tables.on_standbys_ready()
     self.app.on_rebalance_end()
     self.log.info("Worker ready")
+
+
+async def _seek_then_resume(self: Any, generation_id: int) -> bool:
+    """Seek the stream partitions, then resume them; False if a rebalance came meanwhile."""
+    if not _same_generation(self, generation_id):
+        return False
+    consumer = self.app.consumer
+    if consumer.assignment():
+        # Still paused for the fetch loop: nothing of theirs reaches a queue meanwhile.
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+        if not _same_generation(self, generation_id):
+            return False
+    else:
+        self.log.info("Resuming streams with empty assignment")
+    _resume_stream_partitions(self)
+    return True
 
 
 def _same_generation(self: Any, generation_id: int) -> bool:

@@ -182,18 +182,23 @@ class Stack:
         return env
 
     def start_worker(self) -> None:
-        log = open(self.worker_log, "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.worker = subprocess.Popen(
+        self.worker = self.spawn_worker(self.worker_log)
+
+    def spawn_worker(
+        self, log_path: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A `relay worker` process with the stack's settings (plus ``env``), logging to
+        ``log_path``. More than the stack's own worker join its consumer group; give each a
+        ``RELAY_WEB_PORT`` and ``RELAY_INSTANCE_ID`` of its own. The caller stops those."""
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
                 [sys.executable, "-m", "relay", "worker"],
-                env=self.worker_env(),
+                env=self.worker_env() | (env or {}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,  # noqa: PLW1509
             )
-        finally:
-            log.close()
 
     async def kill_worker(self) -> None:
         """SIGKILL the worker, as a crash would (for fault tests)."""

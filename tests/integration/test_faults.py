@@ -11,23 +11,22 @@ import itertools
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
 from relay import kafka, topics
-from relay.embedded.broker import die_with_parent, free_port, stop_process
+from relay.embedded.broker import free_port, stop_process
 from relay.models import AuditRecord, DeliveryStatus, Partner, audit_records
 from relay.progress import Progress
 from relay.signing import new_secret
 from tests.helpers.receivers import Received, Reply, accept, fail_first, flaky, respond
-from tests.integration.conftest import ROOT, RelayUnderTest, run_relay_cli
+from tests.integration.conftest import RelayUnderTest, run_relay_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -368,25 +367,55 @@ async def test_malformed_intent_goes_to_the_dead_letter_with_a_reason(
     assert mine[0]["source_topic"] == topics.DELIVER_WEBHOOK
 
 
+async def start_fanout(
+    relay: RelayUnderTest, name: str, n: int, *, delay: float, until: int
+) -> tuple[dict[str, Any], Callable[[], list[Received]]]:
+    """Publish a document to ``n`` partners of their own whose receivers answer 200 after
+    ``delay`` s; return once ``until`` of them arrived, with the event and a way to see
+    what arrived so far."""
+    tag = f"{name}-{uuid.uuid4().hex[:6]}"
+    partners = [fault_partner(relay, f"f-{tag}-{i:04d}", park=tag) for i in range(n)]
+    for p in partners:
+        behave(relay, p.id, respond(200, delay=delay))
+    await add_partners(relay, *partners)
+    ev = fault_event(tag)
+    await relay.publish_events(ev)
+
+    def arrived() -> list[Received]:
+        return [r for r in relay.hooks.received if r.path.startswith(f"/fault/f-{tag}-")]
+
+    deadline = time.monotonic() + 60
+    while len(arrived()) < until:
+        assert time.monotonic() < deadline, "the fan-out never got going"
+        await asyncio.sleep(0.05)
+    return ev, arrived
+
+
+def assert_each_delivered_once_per_id(
+    progress: Progress, ev: dict[str, Any], got: list[Received], n: int
+) -> set[str]:
+    """Nothing lost, every delivery delivered, and a repeat only ever under its own id."""
+    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
+    assert len(planned) == n
+    ids_by_path: dict[str, set[str]] = defaultdict(set)
+    for r in got:
+        ids_by_path[r.path].add(r.webhook_id or "")
+    assert {i for ids in ids_by_path.values() for i in ids} == planned  # nothing lost
+    assert all(len(ids) == 1 for ids in ids_by_path.values())  # a repeat keeps its id
+    assert len(ids_by_path) == n
+    assert all(
+        o.status == DeliveryStatus.delivered
+        for o in progress.outcomes.values()
+        if o.delivery_id in planned
+    )
+    return planned
+
+
 async def test_worker_killed_mid_fanout_loses_nothing_and_repeats_keep_their_id(
     relay: RelayUnderTest,
 ) -> None:
     n = 1000
-    tag = uuid.uuid4().hex[:6]
-    partners = [fault_partner(relay, f"f-kill-{tag}-{i:04d}", park=f"kill-{tag}") for i in range(n)]
-    for p in partners:
-        behave(relay, p.id, respond(200, delay=0.2))
-    await add_partners(relay, *partners)
-    ev = fault_event(f"kill-{tag}")
-    await relay.publish_events(ev)
-
-    def arrived() -> list[Received]:
-        return [r for r in relay.hooks.received if r.path.startswith(f"/fault/f-kill-{tag}-")]
-
-    deadline = time.monotonic() + 60
-    while len(arrived()) < n // 5:
-        assert time.monotonic() < deadline, "the fan-out never got going"
-        await asyncio.sleep(0.05)
+    ev, arrived = await start_fanout(relay, "kill", n, delay=0.2, until=n // 5)
     killed_at = len(arrived())
     await relay.stack.kill_worker()
     await asyncio.sleep(KILL_RESTART_DELAY)
@@ -396,25 +425,12 @@ async def test_worker_killed_mid_fanout_loses_nothing_and_repeats_keep_their_id(
     progress = await relay.settle([ev["event_id"]], timeout=KILL_SETTLE)
     settled_after = time.monotonic() - t_restart
 
-    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
-    assert len(planned) == n
     got = arrived()
-    ids_by_path: dict[str, set[str]] = defaultdict(set)
-    for r in got:
-        ids_by_path[r.path].add(r.webhook_id or "")
-    assert {i for ids in ids_by_path.values() for i in ids} == planned  # nothing lost
-    assert all(len(ids) == 1 for ids in ids_by_path.values())  # a repeat keeps its id
-    assert len(ids_by_path) == n
-    repeats = sum(Counter(r.webhook_id for r in got).values()) - n
+    assert_each_delivered_once_per_id(progress, ev, got, n)
     print(
         f"\nkill -9 after {killed_at}/{n} arrivals: {len(got)} requests, "
-        f"{repeats} repeats (all under their original id), 0 lost, "
+        f"{len(got) - n} repeats (all under their original id), 0 lost, "
         f"settled {settled_after:.0f}s after the restart"
-    )
-    assert all(
-        o.status == DeliveryStatus.delivered
-        for o in progress.outcomes.values()
-        if o.delivery_id in planned
     )
 
 
@@ -501,39 +517,14 @@ async def test_a_second_worker_joining_mid_fanout_takes_partitions_and_loses_not
     relay: RelayUnderTest,
 ) -> None:
     n = 1000
-    tag = uuid.uuid4().hex[:6]
-    partners = [fault_partner(relay, f"f-join-{tag}-{i:04d}", park=f"join-{tag}") for i in range(n)]
-    for p in partners:
-        # Slow replies (under the 2 s timeout) keep the fan-out going while the worker joins.
-        behave(relay, p.id, respond(200, delay=1.5))
-    await add_partners(relay, *partners)
-    ev = fault_event(f"join-{tag}")
-    await relay.publish_events(ev)
-
-    def arrived() -> list[Received]:
-        return [r for r in relay.hooks.received if r.path.startswith(f"/fault/f-join-{tag}-")]
-
-    deadline = time.monotonic() + 60
-    while len(arrived()) < n // 10:
-        assert time.monotonic() < deadline, "the fan-out never got going"
-        await asyncio.sleep(0.05)
+    # Slow replies (under the 2 s timeout) keep the fan-out going while the worker joins.
+    ev, arrived = await start_fanout(relay, "join", n, delay=1.5, until=n // 10)
     joined_at = len(arrived())
     stack = relay.stack
-    log_path = stack.run_dir / f"worker-join-{tag}.log"
-    env = stack.worker_env() | {
-        "RELAY_WEB_PORT": str(free_port()),
-        "RELAY_INSTANCE_ID": f"worker-join-{tag}",
-    }
-    with open(log_path, "ab") as log:
-        second = subprocess.Popen(
-            [sys.executable, "-m", "relay", "worker"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=ROOT,
-            preexec_fn=die_with_parent,  # noqa: PLW1509
-        )
+    name = f"worker-join-{uuid.uuid4().hex[:6]}"
+    log_path = stack.run_dir / f"{name}.log"
+    env = {"RELAY_WEB_PORT": str(free_port()), "RELAY_INSTANCE_ID": name}
+    second = stack.spawn_worker(log_path, env)
     try:
         progress = await relay.settle([ev["event_id"]], timeout=90)
         assert second.poll() is None, "the second worker died"
@@ -542,19 +533,8 @@ async def test_a_second_worker_joining_mid_fanout_takes_partitions_and_loses_not
         stop_process(second, timeout=20)
         await _wait_until_the_first_worker_owns_everything_again(relay)
 
-    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
-    assert len(planned) == n
     got = arrived()
-    ids_by_path: dict[str, set[str]] = defaultdict(set)
-    for r in got:
-        ids_by_path[r.path].add(r.webhook_id or "")
-    assert {i for ids in ids_by_path.values() for i in ids} == planned  # nothing lost
-    assert all(len(ids) == 1 for ids in ids_by_path.values())  # a repeat keeps its id
-    assert all(
-        o.status == DeliveryStatus.delivered
-        for o in progress.outcomes.values()
-        if o.delivery_id in planned
-    )
+    planned = assert_each_delivered_once_per_id(progress, ev, got, n)
     # The second worker really took part: it was given delivery partitions and sent some.
     taken = _assigned_webhook_partitions(second_log)
     assert taken and taken != {0, 1, 2, 3}, taken

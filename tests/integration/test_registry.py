@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
 from relay import kafka, topics
-from relay.embedded.broker import die_with_parent, free_port, stop_process
+from relay.embedded.broker import free_port, stop_process
 from relay.models import Partner
-from tests.integration.conftest import ROOT, RelayUnderTest
+from tests.integration.conftest import RelayUnderTest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -49,18 +47,8 @@ async def test_two_workers_converge_on_a_stream_of_partner_changes(
     assert relay.settings.operator_token is not None
     token = relay.settings.operator_token.get_secret_value()
     port = free_port()
-    env = stack.worker_env() | {"RELAY_WEB_PORT": str(port), "RELAY_INSTANCE_ID": "worker-2"}
-    log = open(stack.run_dir / "worker2.log", "ab")  # noqa: SIM115 - handed to the child
-    second = subprocess.Popen(
-        [sys.executable, "-m", "relay", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-        preexec_fn=die_with_parent,  # noqa: PLW1509
-    )
-    log.close()
+    env = {"RELAY_WEB_PORT": str(port), "RELAY_INSTANCE_ID": "worker-2"}
+    second = stack.spawn_worker(stack.run_dir / "worker2.log", env)
     rng = random.Random(7)
     ids = [f"reg-{i:03d}" for i in range(60)]
     expected: dict[str, str] = {}
