@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -17,14 +18,25 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, so a killed CLI leaves no orphan."""
+    """In the child: get SIGTERM when the parent dies, so a killed CLI leaves no orphan.
+
+    The child also leaves the terminal's process group: Ctrl-C then reaches only the
+    parent, which stops its children in order (the worker while the broker still runs, so
+    it commits and leaves its group at once, then the broker) instead of every process
+    at the same moment, which left the worker waiting on a dead broker.
+    """
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Nothing listens on host:port (connections of a stack just stopped, still in
+    TIME_WAIT, do not count: the broker binds with SO_REUSEADDR too)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
