@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from agents.context import on_behalf_of
 from relay import topics
 from relay.app import INTENT_BUNDLE
-from relay.dispatch import handle
+from relay.delivery.base import Outcome, OutcomeStatus
+from relay.dispatch import handle, rng
 from relay.logs import get_logger
 from relay.models import (
     AuditRecord,
@@ -141,8 +142,9 @@ async def _document_missing(rt: Runtime, intent: DeliveryIntent, source: Documen
         await rt.dead_letter(intent, "malformed", detail)
         return
     # Not read yet (the follower lags behind): try again later, as a retry would.
-    schedule = rt.settings.retry_schedule
-    if intent.attempt > len(schedule):
+    detail = f"document at {where} not read yet"
+    wait = rt.retry_policy.delay(intent.attempt, Outcome(OutcomeStatus.retry, detail), rng)
+    if wait is None:
         detail = f"no accepted document could be read at {where}"
         await rt.dead_letter(intent, "retries_exhausted", detail)
         return
@@ -150,8 +152,8 @@ async def _document_missing(rt: Runtime, intent: DeliveryIntent, source: Documen
     later = intent.model_copy(
         update={
             "attempt": intent.attempt + 1,
-            "due_at": datetime.now(UTC) + timedelta(seconds=schedule[intent.attempt - 1]),
-            "last_error": f"document at {where} not read yet",
+            "due_at": datetime.now(UTC) + timedelta(seconds=wait),
+            "last_error": detail,
         }
     )
     await rt.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())

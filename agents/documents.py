@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from faust.types import StreamT
 
@@ -82,28 +82,27 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     book = rt.registry.book
     now = datetime.now(UTC)
     plan = plan_event(doc_event, state, book.match(doc), lookup=book.get, judge=book.judge, now=now)
-    if plan.duplicate:
-        await rt.audit(
-            AuditRecord(
-                kind="event.duplicate",
-                at=now,
-                event_id=doc_event.event_id,
-                document_id=doc.id,
-                version=doc.version,
-                detail="already processed; ignored",
-            )
+
+    def step(kind: str, **fields: Any) -> AuditRecord:
+        """An audit record of this document version."""
+        return AuditRecord(
+            kind=kind,
+            at=now,
+            event_id=doc_event.event_id,
+            document_id=doc.id,
+            version=doc.version,
+            **fields,
         )
+
+    if plan.duplicate:
+        await rt.audit(step("event.duplicate", detail="already processed; ignored"))
         return
     # Nothing is remembered until every step is out: a crash in between redoes the event
     # in full, under the same notification and delivery ids.
     await rt.audit_many(
         [
-            AuditRecord(
-                kind="notification.planned",
-                at=now,
-                event_id=doc_event.event_id,
-                document_id=doc.id,
-                version=doc.version,
+            step(
+                "notification.planned",
                 partner_id=n.partner_id,
                 notification_id=n.notification_id,
                 match=n.match,
@@ -132,12 +131,8 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
             ],
         )
     await rt.audit(
-        AuditRecord(
-            kind="document.matched",
-            at=now,
-            event_id=doc_event.event_id,
-            document_id=doc.id,
-            version=doc.version,
+        step(
+            "document.matched",
             deliveries=[d.delivery_id for n in plan.notifications for d in n.deliveries],
             detail=f"{len(plan.notifications)} partners",
         )

@@ -33,7 +33,7 @@ from relay.models import (
 )
 from relay.notices import channel_disabled_email
 from relay.registry import Registry
-from relay.retrying import RateLimiter
+from relay.retrying import RateLimiter, RetryPolicy
 from relay.settings import Profile, Settings
 from relay.trace import TraceView
 from relay.watchdog import Watchdog
@@ -133,6 +133,7 @@ class Runtime:
         # "partner/channel" → the channel's current failure streak.
         self.channel_health = self._table("channel-health")
         self.limiter = RateLimiter(settings.channel_rate)
+        self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.registry = Registry(settings)
         self.trace = TraceView(settings)
         self.watchdog = Watchdog(self)

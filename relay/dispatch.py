@@ -28,14 +28,15 @@ from relay.models import (
     PlannedDelivery,
     WebhookChannel,
 )
-from relay.retrying import Health, RetryPolicy, decide, health_after
+from relay.retrying import Health, decide, health_after
 from relay.settings import Profile
 
 if TYPE_CHECKING:
     from relay.app import Runtime
 
 log = get_logger(__name__)
-_rng = random.Random()
+#: Jitter for retry waits (shared with the delivery agents).
+rng = random.Random()
 
 
 def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> LedgerEntry:
@@ -80,8 +81,7 @@ async def handle(rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord]) 
     outcome = await attempt(rt, intent)
     # Waits count from the end of the attempt: a 15 s timeout plus a 60 s floor is 75 s.
     now = datetime.now(UTC)
-    policy = RetryPolicy(rt.settings.retry_schedule, floor=rt.settings.retry_floor)
-    decision = decide(intent.attempt, outcome, policy, now, _rng)
+    decision = decide(intent.attempt, outcome, rt.retry_policy, now, rng)
 
     entry.attempts.append(
         Attempt(

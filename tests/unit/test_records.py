@@ -16,7 +16,7 @@ from relay.models import (
     audit_records,
     audit_value,
 )
-from tests.unit.test_rendering import make_document, make_notification
+from tests.unit.factories import make_document, make_notification
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 SOURCE = DocumentSource(partition=2, offset=41)
