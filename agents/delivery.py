@@ -81,7 +81,7 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
             for event, intent in items:
                 with on_behalf_of(event):
                     try:
-                        await handle(rt, intent, audit)
+                        await handle(rt, intent, audit, event.message.partition)
                     except Exception as e:
                         log.exception(
                             "delivery_failed_unexpectedly", delivery_id=intent.delivery_id
@@ -89,9 +89,12 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
                         await rt.dead_letter(intent, "internal_error", f"internal error: {e!r}")
 
     await asyncio.gather(*(run(items) for items in per_partner.values()))
-    # One write (a value per document) for the batch's outcomes, before it is acked.
+    # The batch's ledger entries (a record per partition) and outcomes (a value per
+    # document), written together before it is acked.
     if audit:
-        await rt.audit_many(audit)
+        await asyncio.gather(rt.ledger.flush(), rt.audit_many(audit))
+    else:
+        await rt.ledger.flush()
 
 
 async def _complete(

@@ -22,6 +22,7 @@ from relay.delivery.webhook import WebhookSender
 from relay.embedded import faust_patches
 from relay.errors import InvalidEvent
 from relay.intake import Check, default_checks, event_hints
+from relay.ledger import batched_table
 from relay.logs import get_logger
 from relay.models import (
     AuditRecord,
@@ -126,8 +127,9 @@ class Runtime:
             value_type=None,
         )
         # delivery id → LedgerEntry: its state and every attempt. Written by the delivery
-        # agents, co-partitioned with the delivery topics (all keyed by partner id).
-        self.ledger = self._table("ledger")
+        # agents, co-partitioned with the delivery topics (all keyed by partner id), a
+        # batch's entries in one changelog record per partition (see relay.ledger).
+        self.ledger = batched_table(self.app, "ledger", settings.topic_partitions)
         # delivery id → a parked retry ({"p", "due", "key", "intent"}) until it is due.
         self.retries = self._table("retries")
         # "partner/channel" → the channel's current failure streak.

@@ -53,11 +53,14 @@ def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> LedgerEntry:
     )
 
 
-async def handle(rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord]) -> None:
+async def handle(
+    rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord], partition: int
+) -> None:
     """One attempt of one intent, and everything that follows from its outcome.
 
-    ``intent`` carries the whole notification. Its audit records are appended to
-    ``audit``, which the caller writes once for a whole batch.
+    ``intent`` carries the whole notification and came from ``partition`` of its delivery
+    topic. Its audit records are appended to ``audit`` and its ledger entry is put in the
+    ledger unflushed: the caller writes both once for a whole batch.
     """
     entry = ledger_entry(rt, intent)
     if entry.status == DeliveryStatus.delivered:
@@ -95,7 +98,7 @@ async def handle(rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord]) 
     )
     entry.status = decision.status
     entry.next_attempt_at = decision.retry_at
-    rt.ledger[intent.delivery_id] = entry.model_dump(mode="json")
+    rt.ledger.put(intent.delivery_id, entry.model_dump(mode="json"), partition)
 
     n = intent.full
     rt.counters[f"delivery.{intent.channel_type}.{decision.status}"] += 1
