@@ -420,8 +420,8 @@ PROFILE_RULES = (
     ("partner registry", ("Registry", "PartnerBook")),
     ("delivery: parsing intents (pydantic)", ("model_validate_json",)),
     (
-        "delivery: render, sign, HTTP request (aiohttp)",
-        ("attempt (relay/dispatch.py", "WebhookSender", "aiohttp/"),
+        "delivery: render, sign, HTTP request",
+        ("attempt (relay/dispatch.py", "WebhookSender", "relay/delivery/http.py", "aiohttp/"),
     ),
     ("delivery: audit record", ("Runtime.audit",)),
     (
@@ -899,11 +899,12 @@ def report(res: Results, command: str) -> str:
         f"{client_ms:.2f} ms per request (receiver {recv_bare_ms:.2f} ms), so the relay does "
         f"about {send_ms['worker'] / client_ms:.0f}× the client-side work per webhook: per "
         "delivery it parses its intent out of a bundle (pydantic; the intent refers to the "
-        "document, which is read once), checks and writes the ledger entry (a changelog "
-        "record), renders and signs the body, sends it, updates the channel's health and "
-        "builds an audit record; every 500 deliveries it writes their audit records (one "
-        "value per document) and waits for the broker. The trace view folds those records "
-        "once the audit topic is quiet, not while the worker sends.",
+        "document, which is read once), checks and puts its ledger entry, renders and signs "
+        "the body, sends it (with the relay's own HTTP/1.1 client, `relay/delivery/http.py`, "
+        "not aiohttp's), updates the channel's health and builds an audit record; every 500 "
+        "deliveries it writes their ledger entries (one changelog record per partition) and "
+        "audit records (one value per document) and waits for the broker. The trace view "
+        "folds those records once the audit topic is quiet, not while the worker sends.",
     ]
     if res.profile:
         lines += [

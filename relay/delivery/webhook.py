@@ -1,8 +1,9 @@
-"""Signed webhook deliveries over one shared aiohttp session (Standard Webhooks, DESIGN §6)."""
+"""Signed webhook deliveries over one shared connection pool (Standard Webhooks, DESIGN §6)."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -12,11 +13,12 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Self
 
-import aiohttp
 from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from relay.delivery.base import Outcome, OutcomeStatus
+from relay.delivery.http import ConnectError, HTTPClient, HTTPError
 from relay.delivery.safety import AddressRefused, SafeResolver, literal_refusal
 from relay.signing import webhook_headers
 
@@ -69,7 +71,7 @@ def _snippet(raw: bytes) -> str:
 def classify(status: int, headers: Mapping[str, str], reply: bytes, latency_ms: float) -> Outcome:
     """Map an HTTP reply to an outcome per DESIGN §6 and the Standard Webhooks spec.
 
-    ``headers`` is looked up by lower-case name (aiohttp's headers ignore case anyway).
+    ``headers`` is looked up by lower-case name (the client's headers ignore case anyway).
     """
     if 200 <= status < 300:
         return Outcome(OutcomeStatus.delivered, f"HTTP {status}", status, None, latency_ms)
@@ -87,20 +89,6 @@ def classify(status: int, headers: Mapping[str, str], reply: bytes, latency_ms: 
         return Outcome(OutcomeStatus.failed, detail, status, None, latency_ms)
     detail = f"HTTP {status}{_snippet(reply)}"
     return Outcome(OutcomeStatus.failed, detail, status, None, latency_ms)
-
-
-async def _read_reply(response: aiohttp.ClientResponse) -> bytes:
-    buf = bytearray()
-    try:
-        while len(buf) < MAX_REPLY_BYTES:
-            chunk = await response.content.read(MAX_REPLY_BYTES - len(buf))
-            if not chunk:
-                break
-            buf += chunk
-    except (aiohttp.ClientError, TimeoutError):
-        # The status line already decided the outcome; a broken reply body does not change it.
-        pass
-    return bytes(buf)
 
 
 class _Slots:
@@ -154,38 +142,39 @@ class WebhookSender:
         limit: int = DEFAULT_LIMIT,
         limit_per_host: int = DEFAULT_LIMIT_PER_HOST,
         resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """``resolver`` replaces DNS (tests); the SSRF filter still wraps it."""
+        """``resolver`` replaces DNS and ``ssl_context`` the system's trust store (tests);
+        the SSRF filter still wraps the resolver."""
         self.timeout = timeout
         self.allow_private = allow_private
-        self._limit = limit
         self._limit_per_host = limit_per_host
         self._custom_resolver = resolver
+        self._ssl_context = ssl_context
         self._resolver: AbstractResolver | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HTTPClient | None = None
         self._slots: dict[tuple[str, str, int | None], _Slots] = {}
+        self._total = _Slots(limit)
 
     async def start(self) -> None:
-        if self._session is not None:
+        if self._client is not None:
             return
-        resolver: AbstractResolver | None = self._custom_resolver
+        # Built here, inside the event loop, as aiohttp's default resolver must be.
+        self._resolver = self._custom_resolver or DefaultResolver()
         if not self.allow_private:
-            resolver = self._resolver = SafeResolver(self._custom_resolver)
-        connector = aiohttp.TCPConnector(
-            limit=self._limit, limit_per_host=self._limit_per_host, resolver=resolver
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            trust_env=False,  # a proxy from the environment would bypass the address check
+            self._resolver = SafeResolver(self._resolver)
+        self._client = HTTPClient(
+            resolver=self._resolver,
+            ssl_context=self._ssl_context,
+            max_reply=MAX_REPLY_BYTES,
         )
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
         resolver, self._resolver = self._resolver, None
-        if resolver is not None:
+        if resolver is not None and resolver is not self._custom_resolver:
             await resolver.close()
 
     async def __aenter__(self) -> Self:
@@ -201,9 +190,8 @@ class WebhookSender:
         await self.close()
 
     def _slot(self, target: URL) -> _Slots:
-        # Queue here, not in the connection pool: aiohttp counts time spent waiting for a
-        # pooled connection against the request timeout, which would time out a big fan-out
-        # to one slow-but-healthy receiver before its requests were even sent.
+        # Requests queue here, before their timeout starts: a big fan-out to one
+        # slow-but-healthy receiver must not time out requests that were never sent.
         key = (target.scheme, target.host or "", target.port)
         slot = self._slots.get(key)
         if slot is None:
@@ -234,37 +222,37 @@ class WebhookSender:
             headers = webhook_headers(secrets, delivery_id, timestamp, body)
         except ValueError as e:
             return Outcome(OutcomeStatus.failed, f"cannot sign: {e}")
-        if self._session is None:
+        if self._client is None:
             await self.start()
-        assert self._session is not None
         slot = self._slot(target)
         await slot.acquire()
         try:
-            return await self._post(target, body, headers)
+            await self._total.acquire()
+            try:
+                return await self._post(target, body, headers)
+            finally:
+                self._total.release()
         finally:
             slot.release()
 
     async def _post(self, target: URL, body: bytes, headers: dict[str, str]) -> Outcome:
-        assert self._session is not None
+        assert self._client is not None
         started = time.perf_counter()
         try:
-            async with self._session.post(
-                target, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                reply = await _read_reply(response)
-                elapsed = (time.perf_counter() - started) * 1000
-                return classify(response.status, response.headers, reply, elapsed)
+            reply = await self._client.post(target, body, headers, timeout=self.timeout)
         except TimeoutError:
             detail = f"timeout: no complete reply within {self.timeout:g} s"
             return self._retry(detail, started)
-        except aiohttp.ClientConnectorError as e:
-            if isinstance(e.os_error, AddressRefused):
-                return Outcome(OutcomeStatus.failed, str(e.os_error))
+        except AddressRefused as e:
+            return Outcome(OutcomeStatus.failed, str(e))
+        except ConnectError as e:
             return self._retry(f"connection failed: {e}", started)
-        except aiohttp.ClientError as e:
-            return self._retry(f"{type(e).__name__}: {e}", started)
+        except HTTPError as e:
+            return self._retry(f"no complete reply: {e}", started)
         except OSError as e:
             return self._retry(f"network error: {e}", started)
+        elapsed = (time.perf_counter() - started) * 1000
+        return classify(reply.status, reply.headers, reply.body, elapsed)
 
     @staticmethod
     def _retry(detail: str, started: float) -> Outcome:

@@ -1,0 +1,209 @@
+"""The webhook HTTP client against real servers on loopback: framing, reuse, limits, TLS.
+
+Scripted raw servers answer exactly the bytes a test needs (chunked, close-delimited,
+oversized, interim replies, dropped connections); the TLS test runs a real aiohttp server
+with a certificate from a throwaway authority (trustme).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trustme
+from aiohttp import web
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from relay.delivery.base import OutcomeStatus
+from relay.delivery.http import BadReply, Disconnected, HTTPClient
+from relay.delivery.webhook import MAX_REPLY_BYTES, WebhookSender
+from tests.helpers.receivers import StaticResolver
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
+
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+BODY = b'{"hello":"world"}'
+
+
+class RawServer:
+    """Reads one request at a time (head + Content-Length body) and answers from a list."""
+
+    def __init__(self, replies: list[bytes | None]) -> None:
+        self.replies = replies  # None = close the connection without answering
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.replies:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                self.requests.append(head + await reader.readexactly(length))
+                reply = self.replies.pop(0)
+                if reply is None:
+                    break
+                writer.write(reply)
+                await writer.drain()
+                if (
+                    b"connection: close" in reply.lower()
+                    or b"content-length" not in (reply.lower())
+                    and b"chunked" not in reply.lower()
+                ):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    def url(self, path: str = "/hook") -> URL:
+        return URL(f"http://127.0.0.1:{self.port}{path}")
+
+
+@asynccontextmanager
+async def client(**options: object) -> AsyncIterator[HTTPClient]:
+    c = HTTPClient(resolver=DefaultResolver(), **options)  # type: ignore[arg-type]
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+def ok(body: bytes = b"", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+async def test_a_request_carries_host_length_headers_and_body_and_the_connection_is_reused() -> (
+    None
+):
+    async with RawServer([ok(b"fine"), ok(b"again")]) as server, client() as c:
+        first = await c.post(server.url("/hook?x=1"), BODY, {"webhook-id": "m1"}, timeout=5)
+        second = await c.post(server.url(), BODY, {"webhook-id": "m2"}, timeout=5)
+    assert (first.status, first.body, second.body) == (200, b"fine", b"again")
+    head = server.requests[0].decode()
+    assert head.startswith("POST /hook?x=1 HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n" in head
+    assert "Content-Length: 17\r\n" in head and "webhook-id: m1\r\n" in head
+    assert server.requests[0].endswith(BODY)
+    assert server.connections == 1
+
+
+async def test_a_chunked_reply_with_trailers_is_read_whole_and_keeps_the_connection() -> None:
+    chunked = (
+        b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
+        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n"
+    )
+    async with RawServer([chunked, ok()]) as server, client() as c:
+        reply = await c.post(server.url(), BODY, {}, timeout=5)
+        again = await c.post(server.url(), BODY, {}, timeout=5)
+    assert (reply.status, reply.body, reply.headers["retry-after"]) == (503, b"hello world", "7")
+    assert again.status == 200
+    assert server.connections == 1
+
+
+async def test_interim_replies_are_skipped_and_connection_close_is_honoured() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"done", b"Connection: close\r\n")
+    async with RawServer([interim, ok()]) as server, client() as c:
+        reply = await c.post(server.url(), BODY, {}, timeout=5)
+        await c.post(server.url(), BODY, {}, timeout=5)
+    assert (reply.status, reply.body) == (200, b"done")
+    assert server.connections == 2  # the first connection was not reused
+
+
+async def test_a_reply_without_length_runs_to_the_end_of_the_connection() -> None:
+    async with RawServer([b"HTTP/1.0 404 Not Found\r\n\r\nno such hook"]) as server:
+        async with client() as c:
+            reply = await c.post(server.url(), BODY, {}, timeout=5)
+    assert (reply.status, reply.body) == (404, b"no such hook")
+
+
+async def test_a_huge_reply_is_cut_at_the_limit_and_its_connection_dropped() -> None:
+    huge = b"x" * (MAX_REPLY_BYTES * 4)
+    async with RawServer([ok(huge), ok(b"next")]) as server, client() as c:
+        reply = await c.post(server.url(), BODY, {}, timeout=5)
+        nxt = await c.post(server.url(), BODY, {}, timeout=5)
+    assert reply.status == 200 and reply.body == huge[:MAX_REPLY_BYTES]
+    assert nxt.body == b"next"
+    assert server.connections == 2
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_failure() -> None:
+    # The server answers, then drops the idle connection; the next request finds it dead
+    # (no reply at all) and goes out again, once, on a new connection.
+    async with RawServer([ok(), None, ok(b"second")]) as server, client() as c:
+        await c.post(server.url(), BODY, {"webhook-id": "a"}, timeout=5)
+        reply = await c.post(server.url(), BODY, {"webhook-id": "b"}, timeout=5)
+    assert reply.body == b"second"
+    assert server.connections == 2
+    assert [r.count(b"webhook-id: b") for r in server.requests] == [0, 1, 1]
+
+
+async def test_a_connection_dropped_mid_reply_or_a_garbled_reply_is_an_error() -> None:
+    partial = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly part"
+    async with RawServer([partial]) as server, client() as c:
+        with pytest.raises(Disconnected):
+            await c.post(server.url(), BODY, {}, timeout=5)
+    async with RawServer([b"SMTP/9 what\r\n\r\n"]) as server, client() as c:
+        with pytest.raises(BadReply):
+            await c.post(server.url(), BODY, {}, timeout=5)
+
+
+async def test_a_header_value_with_a_line_break_is_refused_before_sending() -> None:
+    async with RawServer([ok()]) as server, client() as c:
+        with pytest.raises(ValueError, match="line break"):
+            await c.post(server.url(), BODY, {"webhook-id": "a\r\nX-Evil: 1"}, timeout=5)
+    assert server.requests == []
+
+
+async def test_https_is_verified_against_the_trust_store_it_is_given() -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("hooks.partner.example")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    seen: list[bytes] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        seen.append(await request.read())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"https://hooks.partner.example:{port}/hook"
+    dns = StaticResolver({"hooks.partner.example": ["127.0.0.1"]})
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    try:
+        async with WebhookSender(allow_private=True, resolver=dns, ssl_context=trusted) as s:
+            good = await s.send(url=url, delivery_id="msg_tls", body=BODY, secrets=[SECRET])
+        # The system's trust store does not know the throwaway authority: refused, retried.
+        async with WebhookSender(allow_private=True, resolver=dns) as s:
+            bad = await s.send(url=url, delivery_id="msg_tls2", body=BODY, secrets=[SECRET])
+    finally:
+        await runner.cleanup()
+    assert good.status is OutcomeStatus.delivered and good.http_status == 204
+    assert seen == [BODY]
+    assert bad.status is OutcomeStatus.retry
+    assert "certificate" in bad.detail.lower()
