@@ -8,12 +8,15 @@ import hashlib
 import hmac
 import secrets as _random
 from collections.abc import Sequence
+from functools import lru_cache
 
 SECRET_PREFIX = "whsec_"
 USER_AGENT = "PolicyRelay/0.1"
 
 
+@lru_cache(maxsize=4096)
 def _key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret (decoded once per secret: a fan-out repeats them)."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError("a webhook secret must start with 'whsec_'")
     raw = secret.removeprefix(SECRET_PREFIX)
