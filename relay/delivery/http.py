@@ -31,6 +31,8 @@ from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from relay.delivery.safety import AddressRefused
+
 #: Longest status line plus headers accepted in a reply.
 MAX_HEAD_BYTES = 64 * 1024
 #: Seconds an idle kept-alive connection is kept (aiohttp's default too).
@@ -42,10 +44,11 @@ class HTTPError(Exception):
 
 
 class ConnectError(HTTPError):
-    """No connection could be made to any address of the host."""
+    """The host's name did not resolve, or no connection could be made to any address."""
 
-    def __init__(self, host: str, port: int, error: OSError) -> None:
-        super().__init__(f"cannot connect to {host}:{port}: {error.strerror or error}")
+    def __init__(self, host: str, port: int, error: OSError, *, resolving: bool = False) -> None:
+        what = f"cannot resolve {host}" if resolving else f"cannot connect to {host}:{port}"
+        super().__init__(f"{what}: {error.strerror or error}")
         self.os_error = error
 
 
@@ -394,8 +397,12 @@ class HTTPClient:
             family = socket.AF_INET6 if ":" in bare else socket.AF_INET
             addresses = [(bare, port, family)]
         else:
-            # The guard (SafeResolver) raises when every answer is refused.
-            answers = await self._resolver.resolve(bare, port, family=socket.AF_UNSPEC)
+            try:
+                answers = await self._resolver.resolve(bare, port, family=socket.AF_UNSPEC)
+            except AddressRefused:
+                raise  # the guard (SafeResolver) refused every address it resolved to
+            except OSError as e:
+                raise ConnectError(bare, port, e, resolving=True) from e
             addresses = [(a["host"], a["port"], a["family"]) for a in answers]
         tls: ssl.SSLContext | None = None
         if url.scheme == "https":

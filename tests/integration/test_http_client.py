@@ -207,3 +207,47 @@ async def test_https_is_verified_against_the_trust_store_it_is_given() -> None:
     assert seen == [BODY]
     assert bad.status is OutcomeStatus.retry
     assert "certificate" in bad.detail.lower()
+
+
+async def test_a_name_that_does_not_resolve_is_retried_and_says_so() -> None:
+    dns = StaticResolver({})
+    async with WebhookSender(allow_private=True, resolver=dns) as sender:
+        outcome = await sender.send(
+            url="http://hooks.nowhere.example/hook",
+            delivery_id="msg_dns",
+            body=BODY,
+            secrets=[SECRET],
+        )
+    assert outcome.status is OutcomeStatus.retry
+    assert outcome.detail.startswith("connection failed: cannot resolve hooks.nowhere.example")
+
+
+async def test_ipv6_literals_and_credentials_in_the_url_reach_the_receiver() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        seen.append((request.host, request.headers.get("Authorization")))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "::1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with WebhookSender(allow_private=True) as sender:
+            plain = await sender.send(
+                url=f"http://[::1]:{port}/hook", delivery_id="msg_v6", body=BODY, secrets=[SECRET]
+            )
+            basic = await sender.send(
+                url=f"http://relay:s3cret@[::1]:{port}/hook",
+                delivery_id="msg_v6b",
+                body=BODY,
+                secrets=[SECRET],
+            )
+    finally:
+        await runner.cleanup()
+    assert plain.status is basic.status is OutcomeStatus.delivered
+    assert seen == [(f"[::1]:{port}", None), (f"[::1]:{port}", "Basic cmVsYXk6czNjcmV0")]
