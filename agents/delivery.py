@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -62,13 +62,13 @@ def _install_delivery(rt: Runtime, channel_type: str, topic: str) -> None:
         # take_events exists on faust's Stream but is missing from its StreamT protocol.
         async for events in stream.take_events(BATCH, within=0.02):  # type: ignore[attr-defined]
             try:
-                await _deliver_batch(rt, events)
+                await _deliver_batch(rt, events, channel_type)
             except Exception:
                 # Never let the agent die with a batch in hand: its events would be acked.
                 log.exception("delivery_batch_failed", channel_type=channel_type)
 
 
-async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
+async def _deliver_batch(rt: Runtime, events: list[EventT[Any]], channel_type: str) -> None:
     intents = await _complete(rt, events)
     per_partner: dict[str, list[tuple[EventT[Any], DeliveryIntent]]] = defaultdict(list)
     for event, intent in intents:
@@ -93,6 +93,8 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]]) -> None:
     # document), written together before it is acked.
     if audit:
         await asyncio.gather(rt.ledger.flush(), rt.audit_many(audit))
+        outcomes = Counter(str(r.status) for r in audit if r.status is not None)
+        log.info("delivery_batch", channel_type=channel_type, intents=len(intents), **outcomes)
     else:
         await rt.ledger.flush()
 

@@ -50,8 +50,8 @@ def operator_token_ok(given: str, expected: str | None) -> bool:
 
 def link_token(link_secret: str, delivery_id: str) -> str:
     """The ``t`` of an acknowledgement link: HMAC-SHA256(link secret, delivery id), truncated."""
-    mac = hmac.new(link_secret.encode("utf-8"), delivery_id.encode("utf-8"), hashlib.sha256)
-    return mac.hexdigest()[:LINK_TOKEN_HEX]
+    mac = hmac.digest(link_secret.encode("utf-8"), delivery_id.encode("utf-8"), "sha256")
+    return mac.hex()[:LINK_TOKEN_HEX]
 
 
 def link_token_ok(link_secret: str | None, delivery_id: str, token: str) -> bool:

@@ -102,7 +102,9 @@ async def handle(
 
     n = intent.full
     rt.counters[f"delivery.{intent.channel_type}.{decision.status}"] += 1
-    log.info(
+    # A success is logged at debug: the ledger, the audit trail and the API hold every
+    # attempt, and the agent logs a line per batch. Anything else is logged here, at info.
+    (log.debug if decision.status is DeliveryStatus.delivered else log.info)(
         f"{intent.channel_type}_{decision.status}",
         delivery_id=intent.delivery_id,
         partner_id=n.partner_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets as _random
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     if not msg_id or "." in msg_id:
         raise ValueError(f"webhook id {msg_id!r} must be non-empty and hold no '.'")
     signed = f"{msg_id}.{int(timestamp)}.".encode() + body
-    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    digest = hmac.digest(_key(secret), signed, "sha256")  # one C call, no HMAC object
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 

@@ -130,18 +130,30 @@ class _Connection(asyncio.Protocol):
 
     # -- an exchange
 
-    async def exchange(self, request: bytes) -> Reply:
-        """Send ``request`` and wait for the complete reply (callers bound the time)."""
+    async def exchange(self, request: bytes, deadline: float) -> Reply:
+        """Send ``request`` and wait for the complete reply until ``deadline`` (loop time).
+
+        At the deadline the connection is closed and TimeoutError raised. A timer handle of
+        its own, not ``asyncio.timeout``: this runs for every webhook, and is cheaper.
+        """
         assert self.transport is not None
         self._reset()
         self._buf.clear()
         self._got_bytes = False
-        self._waiter = self._loop.create_future()
+        waiter: asyncio.Future[Reply] = self._loop.create_future()
+        self._waiter = waiter
+        timer = self._loop.call_at(deadline, self._time_out, waiter)
         self.transport.write(request)
         try:
-            return await self._waiter
+            return await waiter
         finally:
+            timer.cancel()
             self._waiter = None
+
+    def _time_out(self, waiter: asyncio.Future[Reply]) -> None:
+        if not waiter.done():
+            waiter.set_exception(TimeoutError())
+            self.close()  # mid-exchange: never reusable
 
     @property
     def got_bytes(self) -> bool:
@@ -334,25 +346,26 @@ class HTTPClient:
             raise HTTPError("the client is closed")
         request = _request(url, body, headers, self._user_agent)
         key = (url.scheme, url.raw_host or "", url.port or 0)
-        async with asyncio.timeout(timeout):
-            conn = self._idle(key)
-            if conn is not None:
-                try:
-                    return self._done(key, conn, await conn.exchange(request))
-                except Disconnected:
-                    conn.close()
-                    if conn.got_bytes:
-                        raise
-                    # Closed by the server while idle (it answered nothing): a new one.
-                except BaseException:
-                    conn.close()
-                    raise
-            conn = await self._connect(url)
+        deadline = asyncio.get_running_loop().time() + timeout
+        conn = self._idle(key)
+        if conn is not None:
             try:
-                return self._done(key, conn, await conn.exchange(request))
+                return self._done(key, conn, await conn.exchange(request, deadline))
+            except Disconnected:
+                conn.close()
+                if conn.got_bytes:
+                    raise
+                # Closed by the server while idle (it answered nothing): a new one.
             except BaseException:
                 conn.close()
                 raise
+        async with asyncio.timeout_at(deadline):
+            conn = await self._connect(url)
+        try:
+            return self._done(key, conn, await conn.exchange(request, deadline))
+        except BaseException:
+            conn.close()
+            raise
 
     def _idle(self, key: tuple[str, str, int]) -> _Connection | None:
         pool = self._pools.get(key)

@@ -534,19 +534,21 @@ async def test_a_second_worker_joining_mid_fanout_takes_partitions_and_loses_not
         await _wait_until_the_first_worker_owns_everything_again(relay)
 
     got = arrived()
-    planned = assert_each_delivered_once_per_id(progress, ev, got, n)
+    assert_each_delivered_once_per_id(progress, ev, got, n)
     # The second worker really took part: it was given delivery partitions and sent some.
     taken = _assigned_webhook_partitions(second_log)
     assert taken and taken != {0, 1, 2, 3}, taken
-    sent_by_second = {
-        line.split("delivery_id='")[1].split("'")[0]
+    # It lived only during this fan-out, and logs a line per delivery batch it finished.
+    sent_by_second = sum(
+        int(line.split(" delivered=")[1].split()[0])
         for line in second_log.splitlines()
-        if "event='webhook_delivered'" in line or "event='delivery_already_done'" in line
-    } & planned
-    assert sent_by_second, "the second worker delivered nothing of the fan-out"
+        if "event='delivery_batch'" in line and "channel_type='webhook'" in line
+        if " delivered=" in line
+    )
+    assert sent_by_second > 0, "the second worker delivered nothing of the fan-out"
     repeats = len(got) - n
     print(
         f"\nsecond worker joined after {joined_at}/{n} arrivals, took webhook partitions "
-        f"{sorted(taken)} and delivered {len(sent_by_second)}: {len(got)} requests, "
+        f"{sorted(taken)} and delivered {sent_by_second}: {len(got)} requests, "
         f"{repeats} repeats (all under their original id), 0 lost"
     )
