@@ -26,7 +26,8 @@ def configure(level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        # Module-level loggers then bind once, not on every call (configure runs first).
+        cache_logger_on_first_use=True,
     )
 
 
