@@ -117,6 +117,23 @@ def fault_event(park: str) -> dict[str, Any]:
     }
 
 
+def planned_deliveries(progress: Progress, ev: dict[str, Any]) -> set[str]:
+    """The delivery ids the match agent planned for ``ev``."""
+    return set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
+
+
+async def fan_out(relay: RelayUnderTest, name: str, n: int) -> tuple[dict[str, Any], set[str]]:
+    """A document to ``n`` partners of their own (``f-<name>-NN`` in park ``<name>``),
+    settled; returns the event and the delivery ids planned for it."""
+    partners = [fault_partner(relay, f"f-{name}-{i:02d}", park=name) for i in range(n)]
+    await add_partners(relay, *partners)
+    ev = fault_event(name)
+    await relay.publish_events(ev)
+    planned = planned_deliveries(await relay.settle([ev["event_id"]]), ev)
+    assert len(planned) == n
+    return ev, planned
+
+
 async def audit_for(relay: RelayUnderTest, doc_id: str) -> list[AuditRecord]:
     return [
         rec
@@ -395,7 +412,7 @@ def assert_each_delivered_once_per_id(
     progress: Progress, ev: dict[str, Any], got: list[Received], n: int
 ) -> set[str]:
     """Nothing lost, every delivery delivered, and a repeat only ever under its own id."""
-    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
+    planned = planned_deliveries(progress, ev)
     assert len(planned) == n
     ids_by_path: dict[str, set[str]] = defaultdict(set)
     for r in got:
@@ -462,7 +479,7 @@ async def test_receivers_failing_half_the_time_get_every_delivery_under_its_own_
     await relay.publish_events(ev)
     progress = await relay.settle([ev["event_id"]], timeout=60)
 
-    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
+    planned = planned_deliveries(progress, ev)
     assert len(planned) == n
     got = [r for r in relay.hooks.received if r.path.startswith(f"/fault/f-half-{tag}-")]
     assert all(r.verified for r in got)

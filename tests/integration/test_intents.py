@@ -28,7 +28,7 @@ from relay.models import (
     delivery_intents,
 )
 from tests.integration.conftest import RelayUnderTest
-from tests.integration.test_faults import add_partners, fault_event, fault_partner
+from tests.integration.test_faults import add_partners, fan_out, fault_partner
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -37,16 +37,7 @@ async def test_a_fan_out_travels_in_bundles_each_in_its_partners_partition(
     relay: RelayUnderTest,
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    partners = [
-        fault_partner(relay, f"f-bundle-{tag}-{i:02d}", park=f"bundle-{tag}") for i in range(40)
-    ]
-    await add_partners(relay, *partners)
-    ev = fault_event(f"bundle-{tag}")
-    await relay.publish_events(ev)
-    progress = await relay.settle([ev["event_id"]])
-
-    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
-    assert len(planned) == 40
+    _, planned = await fan_out(relay, f"bundle-{tag}", 40)
     got = [r for r in relay.hooks.received if r.path.startswith(f"/fault/f-bundle-{tag}-")]
     assert Counter(r.webhook_id for r in got) == Counter(planned)  # each once, under its id
     assert all(r.verified for r in got)

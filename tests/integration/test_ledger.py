@@ -17,7 +17,7 @@ from relay import kafka, topics
 from relay.ledger import BATCH_KEY
 from relay.models import DeliveryIntent, audit_records, delivery_intents
 from tests.integration.conftest import RelayUnderTest
-from tests.integration.test_faults import add_partners, fault_event, fault_partner
+from tests.integration.test_faults import fan_out
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -26,15 +26,7 @@ async def test_ledger_entries_survive_a_crash_and_a_delivered_intent_is_never_re
     relay: RelayUnderTest,
 ) -> None:
     tag = uuid.uuid4().hex[:6]
-    partners = [
-        fault_partner(relay, f"f-ledger-{tag}-{i:02d}", park=f"ledger-{tag}") for i in range(12)
-    ]
-    await add_partners(relay, *partners)
-    ev = fault_event(f"ledger-{tag}")
-    await relay.publish_events(ev)
-    progress = await relay.settle([ev["event_id"]])
-    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
-    assert len(planned) == 12
+    ev, planned = await fan_out(relay, f"ledger-{tag}", 12)
 
     def requests() -> Counter[str | None]:
         got = [r for r in relay.hooks.received if r.path.startswith(f"/fault/f-ledger-{tag}-")]

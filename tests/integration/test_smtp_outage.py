@@ -23,7 +23,7 @@ from relay.models import DeliveryStatus, Partner, audit_records
 from relay.settings import Settings
 from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
 from tests.integration.conftest import RelayUnderTest
-from tests.integration.test_faults import REGION, TAG, fault_event
+from tests.integration.test_faults import REGION, TAG, fault_event, planned_deliveries
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -99,7 +99,7 @@ async def test_a_minute_without_smtp_loses_no_email_and_repeats_none(
     assert outage >= OUTAGE
 
     progress = await relay.settle([ev["event_id"]], timeout=120)
-    planned = set(progress.trails[ev["event_id"]].matched.deliveries)  # type: ignore[union-attr]
+    planned = planned_deliveries(progress, ev)
     assert len(planned) == PARTNERS
     outcomes = [o for o in progress.outcomes.values() if o.delivery_id in planned]
     assert {o.delivery_id for o in outcomes} == planned
