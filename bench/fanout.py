@@ -599,6 +599,7 @@ async def webhooks(args: argparse.Namespace, res: Results, work: Path) -> None:
             await producer.start()
             extra += await start_extra_workers(stack, args.workers - 1, n + 1, work)
             pids = stack_pids(stack, extra)
+            assert receiver.pid is not None  # started above
             pids["receiver"] = [receiver.pid]
             if extra:
                 say(f"{args.workers} workers ready and assigned")
