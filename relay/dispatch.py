@@ -19,12 +19,10 @@ from relay.delivery.base import Outcome, OutcomeStatus
 from relay.logs import get_logger
 from relay.matching.explain import explain
 from relay.models import (
-    Attempt,
     AuditRecord,
     DeliveryIntent,
     DeliveryStatus,
     EmailChannel,
-    LedgerEntry,
     PlannedDelivery,
     WebhookChannel,
 )
@@ -39,18 +37,52 @@ log = get_logger(__name__)
 rng = random.Random()
 
 
-def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> LedgerEntry:
-    stored = rt.ledger.get(intent.delivery_id)
-    if stored:
-        return LedgerEntry.model_validate(stored)
+def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> dict[str, Any]:
+    """The delivery's entry as the ledger holds it (a :class:`LedgerEntry` in JSON form)."""
+    stored: dict[str, Any] | None = rt.ledger.lookup(intent.delivery_id)
+    return stored if stored else new_ledger_entry(intent)
+
+
+def new_ledger_entry(intent: DeliveryIntent) -> dict[str, Any]:
+    """A pending :class:`LedgerEntry` in JSON form.
+
+    The ledger keeps JSON-ready dicts, built here and by :func:`record_attempt` with no
+    model in between, as this runs for every delivery (a unit test holds them to the model).
+    """
     n = intent.full
-    return LedgerEntry(
-        delivery_id=intent.delivery_id,
-        partner_id=n.partner_id,
-        document_id=n.document.id,
-        channel_id=intent.channel_id,
-        channel_type=intent.channel_type,
+    return {
+        "delivery_id": intent.delivery_id,
+        "partner_id": n.partner_id,
+        "document_id": n.document.id,
+        "channel_id": intent.channel_id,
+        "channel_type": intent.channel_type,
+        "status": DeliveryStatus.pending.value,
+        "attempts": [],
+        "next_attempt_at": None,
+    }
+
+
+def record_attempt(
+    entry: dict[str, Any],
+    attempt: int,
+    started_at: datetime,
+    outcome: Outcome,
+    status: DeliveryStatus,
+    next_attempt_at: datetime | None,
+) -> None:
+    """Add one attempt (an :class:`Attempt` in JSON form) and the state it led to."""
+    entry["attempts"].append(
+        {
+            "attempt": attempt,
+            "at": started_at.isoformat(),
+            "status": outcome.status.value,
+            "http_status": outcome.http_status or outcome.smtp_code,
+            "latency_ms": round(outcome.latency_ms, 2),
+            "detail": outcome.detail,
+        }
     )
+    entry["status"] = status.value
+    entry["next_attempt_at"] = next_attempt_at.isoformat() if next_attempt_at else None
 
 
 async def handle(
@@ -63,20 +95,20 @@ async def handle(
     ledger unflushed: the caller writes both once for a whole batch.
     """
     entry = ledger_entry(rt, intent)
-    if entry.status == DeliveryStatus.delivered:
+    if entry["status"] == DeliveryStatus.delivered.value:
         # A repeat after a crash or a replay of something that got through: never resend,
         # but record the outcome again, in case the crash came before it was recorded.
         rt.counters["delivery.duplicate_suppressed"] += 1
         log.info("delivery_already_done", delivery_id=intent.delivery_id)
-        last = entry.attempts[-1] if entry.attempts else None
+        last: dict[str, Any] = entry["attempts"][-1] if entry["attempts"] else {}
         audit.append(
             outcome_record(
                 intent,
                 DeliveryStatus.delivered,
                 datetime.now(UTC),
-                attempt=last.attempt if last else intent.attempt,
-                detail=f"already delivered ({last.detail if last else 'no detail'}); not resent",
-                http_status=last.http_status if last else None,
+                attempt=last.get("attempt", intent.attempt),
+                detail=f"already delivered ({last.get('detail') or 'no detail'}); not resent",
+                http_status=last.get("http_status"),
             )
         )
         return
@@ -86,19 +118,8 @@ async def handle(
     now = datetime.now(UTC)
     decision = decide(intent.attempt, outcome, rt.retry_policy, now, rng)
 
-    entry.attempts.append(
-        Attempt(
-            attempt=intent.attempt,
-            at=started_at,
-            status=str(outcome.status),
-            http_status=outcome.http_status or outcome.smtp_code,
-            latency_ms=round(outcome.latency_ms, 2),
-            detail=outcome.detail,
-        )
-    )
-    entry.status = decision.status
-    entry.next_attempt_at = decision.retry_at
-    rt.ledger.put(intent.delivery_id, entry.model_dump(mode="json"), partition)
+    record_attempt(entry, intent.attempt, started_at, outcome, decision.status, decision.retry_at)
+    rt.ledger.put(intent.delivery_id, entry, partition)
 
     n = intent.full
     rt.counters[f"delivery.{intent.channel_type}.{decision.status}"] += 1

@@ -77,6 +77,13 @@ class BatchedTable(faust.Table[str, Any]):
             options=self.options,
         )
 
+    def lookup(self, key: str) -> Any:
+        """The value of ``key``, or None: a plain dictionary read (``get`` goes through
+        Faust's mapping machinery and a KeyError for every missing key)."""
+        store = self.data
+        assert isinstance(store, BatchedStore)
+        return store.data.get(key)
+
     def put(self, key: str, value: Any, partition: int) -> None:
         """Set ``key`` now; its changelog record goes out with the next :meth:`flush`.
 

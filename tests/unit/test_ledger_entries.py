@@ -1,0 +1,61 @@
+"""Ledger entries are kept as JSON-ready dicts; they must stay what the models say."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from relay.delivery.base import Outcome, OutcomeStatus
+from relay.dispatch import new_ledger_entry, record_attempt
+from relay.models import DeliveryIntent, DeliveryStatus, LedgerEntry
+from tests.unit.factories import make_notification
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def intent() -> DeliveryIntent:
+    notification, delivery, _ = make_notification()
+    return DeliveryIntent(
+        delivery_id=delivery.delivery_id,
+        channel_id=delivery.channel_id,
+        channel_type=delivery.channel_type,
+        notification=notification,
+    )
+
+
+def test_a_new_entry_is_a_pending_ledger_entry_of_the_intent() -> None:
+    i = intent()
+    entry = new_ledger_entry(i)
+    model = LedgerEntry.model_validate(entry)
+    assert model == LedgerEntry(
+        delivery_id=i.delivery_id,
+        partner_id=i.partner_id,
+        document_id=i.document_id,
+        channel_id=i.channel_id,
+        channel_type=i.channel_type,
+    )
+    assert entry == model.model_dump(mode="json")
+
+
+def test_attempts_accumulate_and_the_entry_stays_a_valid_ledger_entry() -> None:
+    entry = new_ledger_entry(intent())
+    failed = Outcome(OutcomeStatus.retry, "HTTP 503: busy", 503, None, 12.3456)
+    record_attempt(entry, 1, T0, failed, DeliveryStatus.retrying, T0 + timedelta(seconds=5))
+    smtp = Outcome(OutcomeStatus.delivered, "250 OK", None, None, 3.0, 250)
+    record_attempt(entry, 2, T0 + timedelta(seconds=6), smtp, DeliveryStatus.delivered, None)
+
+    model = LedgerEntry.model_validate(json.loads(json.dumps(entry)))  # as the changelog has it
+    assert model.status is DeliveryStatus.delivered
+    assert model.next_attempt_at is None
+    first, second = model.attempts
+    assert (first.attempt, first.at, first.status) == (1, T0, "retry")
+    assert (first.http_status, first.latency_ms, first.detail) == (503, 12.35, "HTTP 503: busy")
+    assert (second.attempt, second.status, second.http_status) == (2, "delivered", 250)
+
+
+def test_a_retry_records_when_it_is_due() -> None:
+    entry = new_ledger_entry(intent())
+    due = T0 + timedelta(minutes=5)
+    timeout = Outcome(OutcomeStatus.retry, "timeout")
+    record_attempt(entry, 1, T0, timeout, DeliveryStatus.retrying, due)
+    assert LedgerEntry.model_validate(entry).next_attempt_at == due
