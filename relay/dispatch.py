@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from relay import rendering, topics
 from relay.delivery.base import Outcome, OutcomeStatus
+from relay.ledger import table_get
 from relay.logs import get_logger
 from relay.matching.explain import explain
 from relay.models import (
@@ -267,7 +268,9 @@ async def _track_health(
 ) -> None:
     """Disable a channel that answered 410 or has failed without a break for too long."""
     key = f"{intent.partner_id}/{intent.channel_id}"
-    stored = rt.channel_health.get(key)
+    stored = table_get(rt.channel_health, key)
+    if stored is None and outcome.status is OutcomeStatus.delivered:
+        return  # a healthy channel stays healthy (the common case: nothing to read or write)
     health = Health(
         failing_since=datetime.fromisoformat(stored["since"])
         if stored and stored["since"]

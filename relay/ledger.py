@@ -78,11 +78,8 @@ class BatchedTable(faust.Table[str, Any]):
         )
 
     def lookup(self, key: str) -> Any:
-        """The value of ``key``, or None: a plain dictionary read (``get`` goes through
-        Faust's mapping machinery and a KeyError for every missing key)."""
-        store = self.data
-        assert isinstance(store, BatchedStore)
-        return store.data.get(key)
+        """The value of ``key``, or None (see :func:`table_get`)."""
+        return table_get(self, key)
 
     def put(self, key: str, value: Any, partition: int) -> None:
         """Set ``key`` now; its changelog record goes out with the next :meth:`flush`.
@@ -121,6 +118,15 @@ class BatchedTable(faust.Table[str, Any]):
             for partition, entries in pending.items():
                 self._pending[partition] = {**entries, **self._pending.get(partition, {})}
             raise
+
+
+def table_get(table: Any, key: str) -> Any:
+    """``table.get(key)`` as a plain dictionary read, for tables on the memory store (the
+    relay's, in every profile). Faust's ``get`` goes through its mapping machinery and
+    raises and catches a KeyError for every missing key; this runs for every delivery."""
+    store = table.data
+    assert isinstance(store, MemoryStore)
+    return store.data.get(key)
 
 
 def batched_table(app: faust.App, name: str, partitions: int) -> BatchedTable:

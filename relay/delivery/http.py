@@ -26,6 +26,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -199,24 +200,27 @@ class _Connection(asyncio.Protocol):
         if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
             raise BadReply(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
         status = int(code)
-        headers: CIMultiDict[str] = CIMultiDict()
-        last = ""
+        pairs: list[tuple[str, str]] = []
         for line in lines[1:]:
-            if line[:1] in (b" ", b"\t") and last:  # obsolete line folding
-                headers[last] = headers.getone(last) + " " + line.strip().decode("latin-1")
+            if line[:1] in (b" ", b"\t") and pairs:  # obsolete line folding
+                name, value = pairs[-1]
+                pairs[-1] = (name, value + " " + line.strip().decode("latin-1"))
                 continue
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip():
+            raw_name, sep, raw_value = line.partition(b":")
+            if not sep or not raw_name or raw_name != raw_name.strip():
                 raise BadReply(f"malformed header line: {line[:80]!r}")
-            last = name.decode("latin-1")
-            headers.add(last, value.strip().decode("latin-1"))
+            pairs.append((raw_name.decode("latin-1"), raw_value.strip().decode("latin-1")))
         if 100 <= status < 200:
             return  # an interim reply (100 Continue, 103 Early Hints): the real one follows
+        headers: CIMultiDict[str] = CIMultiDict(pairs)
         self._status = status
         self._headers = headers
-        connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-        if version == b"HTTP/1.0" or "close" in connection:
+        if version == b"HTTP/1.0":
             self.reusable = False
+        elif "connection" in headers:
+            tokens = {t.strip().lower() for t in headers.getone("connection").split(",")}
+            if "close" in tokens:
+                self.reusable = False
         coding = headers.get("transfer-encoding")
         if status in _NO_BODY:
             self._mode = "none"
@@ -454,20 +458,7 @@ class HTTPClient:
 
 
 def _request(url: URL, body: bytes, headers: dict[str, str], user_agent: str) -> bytes:
-    host = url.raw_host or ""
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 literal
-    default = 443 if url.scheme == "https" else 80
-    authority = host if url.port in (None, default) else f"{host}:{url.port}"
-    lines = [
-        f"POST {url.raw_path_qs or '/'} HTTP/1.1",
-        f"Host: {authority}",
-        f"Content-Length: {len(body)}",
-    ]
-    if url.user is not None:
-        # A URL with user:password@ means Basic authentication, as browsers and aiohttp do.
-        secret = f"{url.user}:{url.password or ''}".encode()
-        lines.append("Authorization: Basic " + base64.b64encode(secret).decode("ascii"))
+    lines = [_request_head(url), f"Content-Length: {len(body)}"]
     if user_agent and "user-agent" not in {k.lower() for k in headers}:
         lines.append(f"User-Agent: {user_agent}")
     for name, value in headers.items():
@@ -475,6 +466,22 @@ def _request(url: URL, body: bytes, headers: dict[str, str], user_agent: str) ->
             raise ValueError(f"header {name!r} holds a line break or colon")
         lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@lru_cache(maxsize=65_536)
+def _request_head(url: URL) -> str:
+    """The request line and the headers that depend on the URL only (a fan-out repeats it)."""
+    host = url.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    default = 443 if url.scheme == "https" else 80
+    authority = host if url.port in (None, default) else f"{host}:{url.port}"
+    lines = [f"POST {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {authority}"]
+    if url.user is not None:
+        # A URL with user:password@ means Basic authentication, as browsers and aiohttp do.
+        secret = f"{url.user}:{url.password or ''}".encode()
+        lines.append("Authorization: Basic " + base64.b64encode(secret).decode("ascii"))
+    return "\r\n".join(lines)
 
 
 def _is_ip(host: str) -> bool:
