@@ -14,10 +14,10 @@ from relay.intake import parse_event
 from relay.logs import get_logger
 from relay.models import (
     AuditRecord,
-    DeliveryIntent,
     DocumentEvent,
     DocumentSource,
-    NotificationRef,
+    first_attempt,
+    first_attempt_ref,
 )
 from relay.planning import DocumentState, plan_event
 
@@ -114,17 +114,14 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     )
     # The outbox: matching only writes delivery intents; the delivery agents do the I/O.
     # Each carries the document by reference: the delivery agents read it from `source`.
-    refs = [(n, NotificationRef.of(n, source)) for n in plan.notifications]
+    # In JSON-ready form, serialised straight from the notifications' models (10,000
+    # references and intents would otherwise be built only to be serialised).
+    refs = [(n, first_attempt_ref(n, source)) for n in plan.notifications]
     for channel_type, topic in topics.DELIVER.items():
         await rt.send_intents(
             topic,
             [
-                DeliveryIntent(
-                    delivery_id=d.delivery_id,
-                    channel_id=d.channel_id,
-                    channel_type=d.channel_type,
-                    ref=ref,
-                )
+                first_attempt(ref, d)
                 for n, ref in refs
                 for d in n.deliveries
                 if d.channel_type == channel_type

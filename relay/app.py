@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,10 @@ from relay.intake import Check, default_checks, event_hints
 from relay.ledger import batched_table
 from relay.logs import get_logger
 from relay.models import (
+    INTENT_JSON,
     AuditRecord,
     DeliveryIntent,
     EmailChannel,
-    IntentBundle,
     Rejection,
     audit_value,
 )
@@ -216,33 +217,38 @@ class Runtime:
         ]
         await asyncio.gather(*futures)
 
-    async def send_intents(self, topic: str, intents: list[DeliveryIntent]) -> None:
+    async def send_intents(
+        self, topic: str, intents: Sequence[DeliveryIntent | dict[str, Any]]
+    ) -> None:
         """Produce intents, bundled per partition (see IntentBundle).
 
         Each intent goes to the partition its partner id hashes to (Kafka's default
         partitioner, as for a keyed record), so a partner's deliveries stay in one
-        partition whether they come bundled or, as retries do, one by one.
+        partition whether they come bundled or, as retries do, one by one. An intent may
+        be a model or its JSON-ready form (:func:`relay.models.first_attempt`).
         """
         # Faust's aiokafka driver; its aiokafka producer knows the topic's partitions.
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         partitions = sorted(await producer.partitions_for(topic))
-        by_partition: dict[int, list[DeliveryIntent]] = {}
+        by_partition: dict[int, list[tuple[str, DeliveryIntent | dict[str, Any]]]] = {}
         for i in intents:
-            p = _PARTITIONER(i.partner_id.encode(), partitions, partitions)
-            by_partition.setdefault(p, []).append(i)
+            partner_id = i["ref"]["partner_id"] if isinstance(i, dict) else i.partner_id
+            p = _PARTITIONER(partner_id.encode(), partitions, partitions)
+            by_partition.setdefault(p, []).append((partner_id, i))
         channel = self.topics[topic]
         futures = []
         for p, group in by_partition.items():
             for k in range(0, len(group), INTENT_BUNDLE):
                 chunk = group[k : k + INTENT_BUNDLE]
                 if len(chunk) == 1:
-                    key, value = chunk[0].partner_id.encode(), chunk[0].model_dump_json()
+                    key: bytes | None = chunk[0][0].encode()
+                    value = INTENT_JSON.dump_json(chunk[0][1], exclude_none=True)
                 else:
                     key = None
-                    value = IntentBundle.model_construct(intents=chunk).model_dump_json(
-                        exclude_none=True
+                    value = INTENT_JSON.dump_json(
+                        {"intents": [i for _, i in chunk]}, exclude_none=True
                     )
-                futures.append(await channel.send(key=key, value=value.encode(), partition=p))
+                futures.append(await channel.send(key=key, value=value, partition=p))
         await asyncio.gather(*futures)
 
     async def dead_letter(self, intent: DeliveryIntent, reason: str, detail: str) -> None:

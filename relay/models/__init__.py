@@ -20,6 +20,7 @@ from relay.models.partner import (
 )
 from relay.models.records import (
     FINAL_STATUSES,
+    INTENT_JSON,
     Attempt,
     AuditBatch,
     AuditRecord,
@@ -39,10 +40,13 @@ from relay.models.records import (
     audit_records,
     audit_value,
     delivery_intents,
+    first_attempt,
+    first_attempt_ref,
 )
 
 __all__ = [
     "FINAL_STATUSES",
+    "INTENT_JSON",
     "Attempt",
     "Audience",
     "AuditBatch",
@@ -75,5 +79,7 @@ __all__ = [
     "WebhookChannel",
     "audit_records",
     "audit_value",
+    "first_attempt",
+    "first_attempt_ref",
     "delivery_intents",
 ]

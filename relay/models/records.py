@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from relay.models.document import Document
 from relay.models.partner import PartnerKind
@@ -322,6 +322,50 @@ class IntentBundle(BaseModel):
     """
 
     intents: list[DeliveryIntent]
+
+
+def first_attempt_ref(n: Notification, source: DocumentSource) -> dict[str, Any]:
+    """``NotificationRef.of(n, source)`` in JSON-ready form, models left inside as they are.
+
+    The match agent serialises a fan-out's intents from these (see :data:`INTENT_JSON`)
+    rather than building 10,000 references and intents first; a unit test holds the result
+    to the models.
+    """
+    ref: dict[str, Any] = {
+        "notification_id": n.notification_id,
+        "type": n.type,
+        "event_id": n.event_id,
+        "document_id": n.document.id,
+        "version": n.document.version,
+        "source": source,
+        "partner_id": n.partner_id,
+        "partner_name": n.partner_name,
+        "partner_kind": n.partner_kind,
+        "match": n.match,
+        "deliveries": n.deliveries,
+        "previous_version": n.previous_version,
+        "prior_recipient_only": n.prior_recipient_only,
+        "planned_at": n.planned_at,
+    }
+    if n.previous_version is None:
+        del ref["previous_version"]  # as exclude_none would (it skips dicts' own keys)
+    return ref
+
+
+def first_attempt(ref: dict[str, Any], delivery: PlannedDelivery) -> dict[str, Any]:
+    """A first-attempt :class:`DeliveryIntent` over ``ref`` (see :func:`first_attempt_ref`)."""
+    return {
+        "delivery_id": delivery.delivery_id,
+        "channel_id": delivery.channel_id,
+        "channel_type": delivery.channel_type,
+        "ref": ref,
+        "attempt": 1,
+        "replays": 0,
+    }
+
+
+#: Serialises intents, models or their JSON-ready dicts alike (``exclude_none=True``).
+INTENT_JSON: TypeAdapter[Any] = TypeAdapter(Any)
 
 
 def delivery_intents(value: bytes) -> list[DeliveryIntent]:

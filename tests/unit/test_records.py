@@ -8,13 +8,19 @@ import pytest
 from pydantic import ValidationError
 
 from relay.models import (
+    INTENT_JSON,
     AuditRecord,
     DeliveryIntent,
     DeliveryStatus,
     DocumentSource,
+    IntentBundle,
+    NoticeType,
     NotificationRef,
     audit_records,
     audit_value,
+    delivery_intents,
+    first_attempt,
+    first_attempt_ref,
 )
 from tests.unit.factories import make_document, make_notification
 
@@ -108,3 +114,33 @@ def test_an_intent_needs_exactly_one_of_notification_and_ref() -> None:
         DeliveryIntent.model_validate(
             {**base, "notification": n, "ref": NotificationRef.of(n, SOURCE)}
         )
+
+
+@pytest.mark.parametrize(
+    ("notice", "previous_version", "prior_only"),
+    [(NoticeType.relayed, None, False), (NoticeType.revised, 1, True)],
+)
+def test_first_attempts_serialise_as_the_models_would(
+    notice: NoticeType, previous_version: int | None, prior_only: bool
+) -> None:
+    # The match agent writes intents from JSON-ready dicts; the delivery side must read
+    # exactly the intents the models would have made.
+    notification, _, _ = make_notification(
+        notice, previous_version=previous_version, prior_recipient_only=prior_only
+    )
+    source = DocumentSource(partition=2, offset=41)
+    ref = first_attempt_ref(notification, source)
+    fast = [first_attempt(ref, d) for d in notification.deliveries] * 3
+    expected = [
+        DeliveryIntent(
+            delivery_id=d.delivery_id,
+            channel_id=d.channel_id,
+            channel_type=d.channel_type,
+            ref=NotificationRef.of(notification, source),
+        )
+        for d in notification.deliveries
+    ] * 3
+    bundle = INTENT_JSON.dump_json({"intents": fast}, exclude_none=True)
+    assert bundle == IntentBundle(intents=expected).model_dump_json(exclude_none=True).encode()
+    assert delivery_intents(bundle) == expected
+    assert delivery_intents(INTENT_JSON.dump_json(fast[0], exclude_none=True)) == expected[:1]
