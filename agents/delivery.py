@@ -91,12 +91,10 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]], channel_type: s
     await asyncio.gather(*(run(items) for items in per_partner.values()))
     # The batch's ledger entries (a record per partition) and outcomes (a value per
     # document), written together before it is acked.
+    await asyncio.gather(rt.ledger.flush(), rt.audit_many(audit))
     if audit:
-        await asyncio.gather(rt.ledger.flush(), rt.audit_many(audit))
         outcomes = Counter(str(r.status) for r in audit if r.status is not None)
         log.info("delivery_batch", channel_type=channel_type, intents=len(intents), **outcomes)
-    else:
-        await rt.ledger.flush()
 
 
 async def _complete(

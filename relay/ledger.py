@@ -93,10 +93,6 @@ class BatchedTable(faust.Table[str, Any]):
         store._key_partition[key] = partition
         self._pending.setdefault(partition, {})[key] = value
 
-    @property
-    def unflushed(self) -> int:
-        return sum(len(v) for v in self._pending.values())
-
     async def flush(self) -> None:
         """Write every pending entry, one record per partition, and wait for the broker."""
         pending, self._pending = self._pending, {}

@@ -26,7 +26,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -305,15 +305,6 @@ class _Connection(asyncio.Protocol):
         return Reply(self._status, CIMultiDictProxy(self._headers), bytes(self._body))
 
 
-class _Pool:
-    """Idle connections to one (scheme, host, port), most recently used first."""
-
-    __slots__ = ("idle",)
-
-    def __init__(self) -> None:
-        self.idle: deque[_Connection] = deque()
-
-
 class HTTPClient:
     """POSTs over kept-alive HTTP/1.1 connections (see the module's docstring).
 
@@ -328,14 +319,13 @@ class HTTPClient:
         ssl_context: ssl.SSLContext | None = None,
         max_reply: int = 64 * 1024,
         keepalive: float = KEEPALIVE,
-        user_agent: str = "",
     ) -> None:
         self._resolver = resolver
         self._ssl = ssl_context
         self._max_reply = max_reply
         self._keepalive = keepalive
-        self._user_agent = user_agent
-        self._pools: dict[tuple[str, str, int], _Pool] = {}
+        #: Idle connections per (scheme, host, port), most recently used last.
+        self._pools: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -348,7 +338,7 @@ class HTTPClient:
         """
         if self._closed:
             raise HTTPError("the client is closed")
-        request = _request(url, body, headers, self._user_agent)
+        request = _request(url, body, headers)
         key = (url.scheme, url.raw_host or "", url.port or 0)
         deadline = asyncio.get_running_loop().time() + timeout
         conn = self._idle(key)
@@ -373,8 +363,8 @@ class HTTPClient:
 
     def _idle(self, key: tuple[str, str, int]) -> _Connection | None:
         pool = self._pools.get(key)
-        while pool is not None and pool.idle:
-            conn = pool.idle.pop()
+        while pool:
+            conn = pool.pop()
             if not conn.closed:
                 return conn
         return None
@@ -383,10 +373,7 @@ class HTTPClient:
         if conn.reusable and not conn.closed and not self._closed:
             loop = asyncio.get_running_loop()
             conn.idle_since = loop.time()
-            pool = self._pools.get(key)
-            if pool is None:
-                pool = self._pools[key] = _Pool()
-            pool.idle.append(conn)
+            self._pools.setdefault(key, deque()).append(conn)
             if self._sweeper is None:
                 self._sweeper = loop.call_later(self._keepalive, self._sweep)
         else:
@@ -399,9 +386,9 @@ class HTTPClient:
         loop = asyncio.get_running_loop()
         cutoff = loop.time() - self._keepalive
         for key, pool in list(self._pools.items()):
-            while pool.idle and (pool.idle[0].idle_since <= cutoff or pool.idle[0].closed):
-                pool.idle.popleft().close()
-            if not pool.idle:
+            while pool and (pool[0].idle_since <= cutoff or pool[0].closed):
+                pool.popleft().close()
+            if not pool:
                 del self._pools[key]
         if self._pools:
             self._sweeper = loop.call_later(self._keepalive / 2, self._sweep)
@@ -451,16 +438,14 @@ class HTTPClient:
             self._sweeper.cancel()
             self._sweeper = None
         for pool in self._pools.values():
-            while pool.idle:
-                pool.idle.pop().close()
+            while pool:
+                pool.pop().close()
         self._pools.clear()
         await asyncio.sleep(0)  # let the transports finish closing
 
 
-def _request(url: URL, body: bytes, headers: dict[str, str], user_agent: str) -> bytes:
+def _request(url: URL, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [_request_head(url), f"Content-Length: {len(body)}"]
-    if user_agent and "user-agent" not in {k.lower() for k in headers}:
-        lines.append(f"User-Agent: {user_agent}")
     for name, value in headers.items():
         if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
             raise ValueError(f"header {name!r} holds a line break or colon")
@@ -492,11 +477,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-_SSL: list[ssl.SSLContext] = []
-
-
+@cache
 def _default_ssl() -> ssl.SSLContext:
     """The system's trust store, hostnames checked (built once: it is costly)."""
-    if not _SSL:
-        _SSL.append(ssl.create_default_context())
-    return _SSL[0]
+    return ssl.create_default_context()

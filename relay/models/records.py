@@ -176,24 +176,7 @@ class NotificationRef(BaseModel):
 
     @classmethod
     def of(cls, n: Notification, source: DocumentSource) -> NotificationRef:
-        # Validated, not model_construct: checking fields that are models already is
-        # quicker in pydantic-core than model_construct's Python.
-        return cls(
-            notification_id=n.notification_id,
-            type=n.type,
-            event_id=n.event_id,
-            document_id=n.document.id,
-            version=n.document.version,
-            source=source,
-            partner_id=n.partner_id,
-            partner_name=n.partner_name,
-            partner_kind=n.partner_kind,
-            match=n.match,
-            deliveries=n.deliveries,
-            previous_version=n.previous_version,
-            prior_recipient_only=n.prior_recipient_only,
-            planned_at=n.planned_at,
-        )
+        return cls(**first_attempt_ref(n, source))
 
     def with_document(self, document: Document) -> Notification:
         """The whole notification (``document`` must be the version this refers to)."""
@@ -325,11 +308,11 @@ class IntentBundle(BaseModel):
 
 
 def first_attempt_ref(n: Notification, source: DocumentSource) -> dict[str, Any]:
-    """``NotificationRef.of(n, source)`` in JSON-ready form, models left inside as they are.
+    """The fields of ``NotificationRef.of(n, source)``, models left inside as they are.
 
     The match agent serialises a fan-out's intents from these (see :data:`INTENT_JSON`)
-    rather than building 10,000 references and intents first; a unit test holds the result
-    to the models.
+    rather than building 10,000 references and intents first; a unit test holds the
+    serialised result to the models.
     """
     ref: dict[str, Any] = {
         "notification_id": n.notification_id,
