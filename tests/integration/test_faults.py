@@ -148,6 +148,18 @@ def outcomes_of(progress: Progress, event: dict[str, Any]) -> list[AuditRecord]:
     return [o for o in progress.outcomes.values() if o.event_id == event["event_id"]]
 
 
+async def relay_to(
+    relay: RelayUnderTest, p: Partner, behaviour: Any, *, timeout: float = 60.0
+) -> tuple[dict[str, Any], Progress]:
+    """Give ``p``'s receiver ``behaviour``, load ``p``, publish a document that reaches
+    ``p`` alone and wait until it settles."""
+    behave(relay, p.id, behaviour)
+    await add_partners(relay, p)
+    ev = fault_event(p.id)
+    await relay.publish_events(ev)
+    return ev, await relay.settle([ev["event_id"]], timeout=timeout)
+
+
 def requests_to(relay: RelayUnderTest, pid: str) -> list[Received]:
     return [r for r in relay.hooks.received if r.path == f"/fault/{pid}"]
 
@@ -156,11 +168,7 @@ async def test_failing_receiver_gets_retries_under_one_id_until_delivered(
     relay: RelayUnderTest,
 ) -> None:
     p = fault_partner(relay, f"f-flaky-{uuid.uuid4().hex[:6]}")
-    behave(relay, p.id, fail_first(3))
-    await add_partners(relay, p)
-    ev = fault_event(p.id)
-    await relay.publish_events(ev)
-    progress = await relay.settle([ev["event_id"]])
+    ev, progress = await relay_to(relay, p, fail_first(3))
 
     got = requests_to(relay, p.id)
     assert [r.status for r in got] == [503, 503, 503, 200]
@@ -188,11 +196,7 @@ async def test_a_timeout_is_retried_no_sooner_than_the_floor(relay: RelayUnderTe
         calls += 1
         return Reply(200, delay=3.0) if calls == 1 else accept(request)
 
-    behave(relay, p.id, slow_once)
-    await add_partners(relay, p)
-    ev = fault_event(p.id)
-    await relay.publish_events(ev)
-    progress = await relay.settle([ev["event_id"]])
+    ev, progress = await relay_to(relay, p, slow_once)
     first, second = requests_to(relay, p.id)
     assert first.webhook_id == second.webhook_id
     # 2 s timeout, then at least the 1 s floor (the schedule alone would say 0.5 s).
@@ -210,11 +214,7 @@ async def test_retry_after_of_a_429_is_honoured(relay: RelayUnderTest) -> None:
         calls += 1
         return Reply(429, {"Retry-After": "3"}) if calls == 1 else accept(request)
 
-    behave(relay, p.id, busy_once)
-    await add_partners(relay, p)
-    ev = fault_event(p.id)
-    await relay.publish_events(ev)
-    await relay.settle([ev["event_id"]])
+    await relay_to(relay, p, busy_once)
     first, second = requests_to(relay, p.id)
     assert (first.status, second.status) == (429, 200)
     assert second.at - first.at >= 3.0
@@ -225,11 +225,7 @@ async def test_410_disables_the_channel_and_tells_the_partner_by_email(
     relay: RelayUnderTest,
 ) -> None:
     p = fault_partner(relay, f"f-gone-{uuid.uuid4().hex[:6]}", email=True)
-    behave(relay, p.id, respond(410))
-    await add_partners(relay, p)
-    ev = fault_event(p.id)
-    await relay.publish_events(ev)
-    progress = await relay.settle([ev["event_id"]])
+    ev, progress = await relay_to(relay, p, respond(410))
     statuses = {o.channel_type: o.status for o in outcomes_of(progress, ev)}
     assert statuses == {"webhook": DeliveryStatus.disabled, "email": DeliveryStatus.delivered}
     deadline = time.monotonic() + 15
@@ -257,11 +253,7 @@ async def test_other_4xx_fails_at_once_goes_dead_and_replays_under_the_same_id(
     relay: RelayUnderTest,
 ) -> None:
     p = fault_partner(relay, f"f-404-{uuid.uuid4().hex[:6]}")
-    behave(relay, p.id, respond(404))
-    await add_partners(relay, p)
-    ev = fault_event(p.id)
-    await relay.publish_events(ev)
-    progress = await relay.settle([ev["event_id"]])
+    ev, progress = await relay_to(relay, p, respond(404))
     (outcome,) = outcomes_of(progress, ev)
     assert outcome.status == DeliveryStatus.failed and outcome.attempt == 1
     dead = [
@@ -296,11 +288,7 @@ async def test_exhausted_retries_go_dead_and_a_failing_channel_is_disabled(
     relay: RelayUnderTest,
 ) -> None:
     p = fault_partner(relay, f"f-down-{uuid.uuid4().hex[:6]}")
-    behave(relay, p.id, respond(503))
-    await add_partners(relay, p)
-    ev = fault_event(p.id)
-    await relay.publish_events(ev)
-    progress = await relay.settle([ev["event_id"]], timeout=60)
+    ev, progress = await relay_to(relay, p, respond(503), timeout=60)
     (outcome,) = outcomes_of(progress, ev)
     assert outcome.status == DeliveryStatus.dead
     assert outcome.attempt == 5  # the first attempt and four retries
