@@ -22,6 +22,7 @@ from relay.delivery.email import EmailSender
 from relay.delivery.webhook import WebhookSender
 from relay.embedded import faust_patches
 from relay.errors import InvalidEvent
+from relay.group_watch import GroupWatch
 from relay.intake import Check, default_checks, event_hints
 from relay.ledger import batched_table
 from relay.logs import get_logger
@@ -36,7 +37,7 @@ from relay.models import (
 from relay.notices import channel_disabled_email
 from relay.registry import Registry
 from relay.retrying import RateLimiter, RetryPolicy
-from relay.settings import Profile, Settings
+from relay.settings import GroupTiming, Profile, Settings
 from relay.trace import TraceView
 from relay.watchdog import Watchdog
 
@@ -64,16 +65,16 @@ def faust_datadir(settings: Settings) -> Path:
 def faust_settings(settings: Settings) -> dict[str, Any]:
     """Faust's own settings for a profile (embedded broker in dev, Apache Kafka in production)."""
     dev = settings.profile == Profile.dev
+    timing = settings.group_timing
     return {
         "broker": settings.broker,
         "store": "memory://",
         # exactly_once cannot work on the embedded broker (no idempotent producer), and
         # covers no email or webhook anyway: at-least-once with stable delivery ids.
         "processing_guarantee": "at_least_once",
-        # Joining a group takes about half the session timeout on the embedded broker.
-        "broker_session_timeout": 6 if dev else 60,
-        "broker_heartbeat_interval": 1.5 if dev else 3,
-        "broker_rebalance_timeout": 10 if dev else 60,
+        "broker_session_timeout": timing.session,
+        "broker_heartbeat_interval": timing.heartbeat,
+        "broker_rebalance_timeout": timing.rebalance,
         # The embedded broker sometimes leaves a fetch unanswered after a member dies; a
         # short request timeout turns that into a quick retry instead of a 90 s stall.
         "broker_request_timeout": 12 if dev else 90,
@@ -83,7 +84,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "topic_allow_declare": True,
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
-        "consumer_group_instance_id": settings.instance_id,
+        # Static membership only where the broker gets it right (see Membership).
+        "consumer_group_instance_id": settings.group_instance_id,
         "web_enabled": True,
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
@@ -140,6 +142,7 @@ class Runtime:
         self.registry = Registry(settings)
         self.trace = TraceView(settings)
         self.watchdog = Watchdog(self)
+        self.group_watch = GroupWatch(self)
         self.webhooks = WebhookSender(
             timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
         )
@@ -365,6 +368,22 @@ class Runtime:
                 detail=outcome.detail,
             )
 
+    def assignment(self) -> dict[str, list[int]]:
+        """The partitions of the agents' topics this worker's consumer holds, by topic."""
+        try:
+            held = self.app.consumer.assignment()
+        except Exception:  # no consumer yet during start-up
+            return {}
+        out: dict[str, list[int]] = {}
+        for tp in sorted(held):
+            if tp.topic in topics.CONSUMED:
+                out.setdefault(tp.topic, []).append(tp.partition)
+        return out
+
+    @property
+    def group_timing(self) -> GroupTiming:
+        return self.settings.group_timing
+
     @property
     def ready(self) -> bool:
         """Registry caught up and partitions assigned: deliveries will flow."""
@@ -387,6 +406,7 @@ class _Services(Service):
         await self.add_runtime_dependency(self.rt.registry)
         await self.add_runtime_dependency(self.rt.trace)
         await self.add_runtime_dependency(self.rt.watchdog)
+        await self.add_runtime_dependency(self.rt.group_watch)
         await self.rt.webhooks.start()
 
     async def on_stop(self) -> None:

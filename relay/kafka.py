@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 from relay import topics
 from relay.errors import RelayError
 from relay.settings import Settings
+from relay.stats import PartitionProgress
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ async def ensure_topics(settings: Settings) -> None:
                 name=spec.name,
                 num_partitions=spec.partitions or settings.topic_partitions,
                 replication_factor=settings.topic_replication_factor,
+                topic_configs=dict(spec.config),
             )
             for spec in topics.ALL
             if spec.name not in existing
@@ -162,3 +165,68 @@ async def follow(
         return True
     finally:
         await consumer.stop()
+
+
+async def true_end_offsets(
+    bootstrap_servers: str | list[str], partitions: Iterable[Any], timeout: float = 10.0
+) -> dict[Any, int]:
+    """The end offset of each (topic, partition), from fetch high watermarks."""
+    tps = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions}
+    if not tps:
+        return {}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        max_partition_fetch_bytes=1024,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(tps))
+        listed = await consumer.end_offsets(list(tps))  # a lower bound here
+        for tp in tps:
+            consumer.seek(tp, max(listed[tp] - 1, 0))
+        remaining = set(tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while remaining and loop.time() < deadline:
+            await consumer.getmany(*remaining, timeout_ms=100, max_records=1)
+            remaining = {tp for tp in remaining if consumer.highwater(tp) is None}
+        return {
+            original: max(consumer.highwater(tp) or 0, listed[tp]) for tp, original in tps.items()
+        }
+    finally:
+        await consumer.stop()
+
+
+async def group_progress(
+    settings: Settings, group: str, names: Iterable[str]
+) -> list[PartitionProgress]:
+    """How far the consumer group got in every partition of ``names``: its committed
+    offsets (what it finished) against the partitions' true end offsets."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000
+    )
+    try:
+        await admin.start()
+    except KafkaError as e:
+        raise _unreachable(settings, e) from e
+    try:
+        described = await admin.describe_topics(sorted(names))
+        tps = [
+            TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
+        ]
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+    finally:
+        await admin.close()
+    ends = await true_end_offsets(settings.bootstrap_servers, tps)
+    return [
+        PartitionProgress(
+            topic=tp.topic,
+            partition=tp.partition,
+            end=ends.get(tp, 0),
+            # -1 = nothing committed yet: nothing done.
+            done=max(committed[tp].offset, 0) - 1 if tp in committed else -1,
+        )
+        for tp in sorted(tps)
+    ]

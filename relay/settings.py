@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,41 @@ class Profile(StrEnum):
     production = "production"
 
 
+class Membership(StrEnum):
+    """How a worker joins its consumer group (KIP-345 static membership, or dynamic).
+
+    ``auto``: static when ``RELAY_INSTANCE_ID`` is set in the production profile (Apache
+    Kafka hands a restarted static member its partitions back without a rebalance);
+    dynamic on the embedded broker, whose Tansu 0.6 re-runs the assignment without a new
+    generation when a static member rejoins, so the other workers keep their old partitions
+    and some partitions are read by nobody (docs/reliability.md, "Orphaned partitions").
+    ``static`` forces it (with the embedded broker: to reproduce that bug).
+    """
+
+    auto = "auto"
+    static = "static"
+    dynamic = "dynamic"
+
+
+@dataclass(frozen=True)
+class GroupTiming:
+    """Consumer-group timing in seconds, per profile."""
+
+    #: The broker drops a member that sent no heartbeat for this long.
+    session: float
+    heartbeat: float
+    #: How long a rebalance may take before members that did not rejoin are dropped.
+    rebalance: float
+    #: How often each worker reports its partitions on the workers topic.
+    beat: float
+
+
+#: Joining a group takes about half the session timeout on the embedded broker, so dev
+#: keeps sessions short; production keeps Kafka's defaults.
+DEV_TIMING = GroupTiming(session=6, heartbeat=1.5, rebalance=10, beat=2)
+PRODUCTION_TIMING = GroupTiming(session=60, heartbeat=3, rebalance=60, beat=5)
+
+
 class Settings(BaseSettings):
     """Every knob of the relay. Build it once with :func:`load_settings` and pass it down."""
 
@@ -36,6 +72,7 @@ class Settings(BaseSettings):
     #: A stable name for this worker in the consumer group (static membership): a restarted
     #: worker takes its place back at once instead of waiting out its old session.
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    group_membership: Membership = Membership.auto
     topic_partitions: int = Field(default=4, ge=1, le=256)
     topic_replication_factor: int = Field(default=1, ge=1)
 
@@ -100,6 +137,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _static_needs_an_id(self) -> Settings:
+        if self.group_membership == Membership.static and self.instance_id is None:
+            raise ValueError("RELAY_GROUP_MEMBERSHIP=static needs RELAY_INSTANCE_ID")
+        return self
+
+    @model_validator(mode="after")
     def _smtp_auth_pair(self) -> Settings:
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("RELAY_SMTP_USERNAME and RELAY_SMTP_PASSWORD must be set together")
@@ -118,6 +161,19 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> str:
         """The broker as aiokafka wants it (``host:port[,host:port]``)."""
         return ",".join(part.removeprefix("kafka://") for part in self.broker.split(";"))
+
+    @property
+    def group_timing(self) -> GroupTiming:
+        return DEV_TIMING if self.profile == Profile.dev else PRODUCTION_TIMING
+
+    @property
+    def group_instance_id(self) -> str | None:
+        """The static-membership id the consumer joins with, or None for dynamic membership."""
+        if self.group_membership == Membership.dynamic:
+            return None
+        if self.group_membership == Membership.auto and self.profile == Profile.dev:
+            return None
+        return self.instance_id
 
     @property
     def fetch_max_wait_ms(self) -> int:

@@ -13,11 +13,16 @@ DELIVER_WEBHOOK = "relay.deliveries.webhook"
 RETRY = "relay.retry"
 AUDIT = "relay.audit"
 DEAD_LETTER = "relay.dead-letter"
+#: Every worker's beat: the partitions it holds and how far it read them (relay.coverage).
+WORKERS = "relay.workers"
 
 #: Delivery intents by channel type: separate topics, so a slow SMTP server never holds up
 #: webhooks. Keyed by partner id, like RETRY and DEAD_LETTER, so a partner's deliveries,
 #: retries and ledger entries share one partition number and so one worker.
 DELIVER = {"email": DELIVER_EMAIL, "webhook": DELIVER_WEBHOOK}
+#: The topics the agents read in the consumer group, whose partitions the group shares out
+#: (changelogs and the topics every worker reads whole are not among them).
+CONSUMED = frozenset({DOCUMENTS, ACCEPTED, RETRY, *DELIVER.values()})
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class TopicSpec:
     name: str
     #: None = the app's ``topic_partitions``.
     partitions: int | None = None
+    #: Topic configuration on Apache Kafka (the embedded broker ignores it).
+    config: tuple[tuple[str, str], ...] = ()
 
 
 ALL = (
@@ -38,4 +45,6 @@ ALL = (
     TopicSpec(RETRY),
     TopicSpec(AUDIT),
     TopicSpec(DEAD_LETTER),
+    # One partition, read whole by every worker; only the last minutes matter.
+    TopicSpec(WORKERS, partitions=1, config=(("retention.ms", str(3600 * 1000)),)),
 )

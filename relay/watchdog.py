@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mode import Service
 
 from relay import topics
-from relay.embedded.faust_patches import true_end_offsets
+from relay.kafka import true_end_offsets
 from relay.logs import get_logger
 from relay.stats import PartitionProgress
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 #: The topics agents read; changelogs and the leader topic are not watched.
-WATCHED = {topics.DOCUMENTS, topics.ACCEPTED, topics.RETRY, *topics.DELIVER.values()}
+WATCHED = topics.CONSUMED
 
 
 class Watchdog(Service):

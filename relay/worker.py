@@ -64,6 +64,13 @@ def run_worker(settings: Settings) -> int:
     """Create the topics if needed, then run the worker until SIGTERM/SIGINT."""
     from relay.app import build, faust_datadir
 
+    if settings.instance_id and settings.group_instance_id is None:
+        log.warning(
+            "static_membership_off",
+            instance_id=settings.instance_id,
+            reason="the embedded broker mishandles a static member's rejoin (see "
+            "RELAY_GROUP_MEMBERSHIP); this worker joins its group as a dynamic member",
+        )
     asyncio.run(kafka.ensure_topics(settings))
     faust_datadir(settings).mkdir(parents=True, exist_ok=True)
     rt = build(settings)

@@ -12,44 +12,12 @@ Apache Kafka does neither, so production keeps Faust as it is.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as driver
 
-
-async def true_end_offsets(
-    bootstrap_servers: str | list[str], partitions: Iterable[Any], timeout: float = 10.0
-) -> dict[Any, int]:
-    """The end offset of each (topic, partition), from fetch high watermarks."""
-    tps = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions}
-    if not tps:
-        return {}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=50,
-        max_partition_fetch_bytes=1024,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(tps))
-        listed = await consumer.end_offsets(list(tps))  # a lower bound here
-        for tp in tps:
-            consumer.seek(tp, max(listed[tp] - 1, 0))
-        remaining = set(tps)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while remaining and loop.time() < deadline:
-            await consumer.getmany(*remaining, timeout_ms=100, max_records=1)
-            remaining = {tp for tp in remaining if consumer.highwater(tp) is None}
-        return {
-            original: max(consumer.highwater(tp) or 0, listed[tp]) for tp, original in tps.items()
-        }
-    finally:
-        await consumer.stop()
+from relay.kafka import true_end_offsets
 
 
 def apply(fetch_wait_ms: int) -> None:

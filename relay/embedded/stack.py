@@ -122,7 +122,6 @@ class Stack:
         updates: dict[str, object] = {
             "profile": "dev",
             "allow_private_webhooks": True,
-            "instance_id": s.instance_id or "worker-1",
         }
         if s.link_secret is None:
             # Acknowledgement links in dev/demo mail work without any setup.
@@ -189,7 +188,7 @@ class Stack:
     ) -> subprocess.Popen[bytes]:
         """A `relay worker` process with the stack's settings (plus ``env``), logging to
         ``log_path``. More than the stack's own worker join its consumer group; give each a
-        ``RELAY_WEB_PORT`` and ``RELAY_INSTANCE_ID`` of its own. The caller stops those."""
+        ``RELAY_WEB_PORT`` of its own. The caller stops those."""
         with open(log_path, "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "relay", "worker"],

@@ -122,11 +122,12 @@ def create_api(rt: Runtime) -> FastAPI:
 
     @api.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
     async def readyz() -> JSONResponse:
-        """The registry has caught up and this worker holds partitions."""
+        """The registry has caught up and this worker holds partitions (listed by topic)."""
         body = {
             "ready": rt.ready,
             "partners": len(rt.registry.book.partners),
             "registry_caught_up": rt.registry.caught_up.is_set(),
+            "assignment": rt.assignment(),
         }
         return JSONResponse(body, status_code=200 if rt.ready else 503)
 
@@ -143,6 +144,13 @@ def create_api(rt: Runtime) -> FastAPI:
             "# HELP relay_partners Partners held by this worker's registry.",
             "# TYPE relay_partners gauge",
             f"relay_partners {len(rt.registry.book.partners)}",
+            "# HELP relay_group_workers Workers of the consumer group seen alive (their beats).",
+            "# TYPE relay_group_workers gauge",
+            f"relay_group_workers {len(rt.group_watch.live())}",
+            "# HELP relay_group_partition_problems Partitions held by no worker, by two, or"
+            " not read for too long (see relay/coverage.py).",
+            "# TYPE relay_group_partition_problems gauge",
+            f"relay_group_partition_problems {len(rt.group_watch.findings)}",
         ]
         return "\n".join(lines) + "\n"
 

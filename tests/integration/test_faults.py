@@ -14,7 +14,8 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -34,6 +35,28 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 # documents reach them and theirs reach no sample partner.
 REGION, TAG = "310115", "故障测试"
 KILL_RESTART_DELAY = 7.0
+#: What the safety nets log when they act: the watchdog stopping a stuck worker (and the
+#: stack's supervisor starting a new one), the group watch finding a partition held by no
+#: worker, by two, or not moving, and forcing a rebalance. Recovery must not need them.
+NET_EVENTS = (
+    "consumer_stalled",
+    "worker exited with code",
+    "group_coverage_problem",
+    "rebalance_forced",
+)
+
+
+def safety_net_lines(text: str) -> list[str]:
+    """The lines of a worker log where a safety net acted."""
+    return [line.strip()[:200] for line in text.splitlines() if any(e in line for e in NET_EVENTS)]
+
+
+def log_since(path: Path, start: int) -> str:
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read().decode(errors="replace")
+
+
 KILL_SETTLE = float(os.environ.get("KILL_SETTLE", "60"))
 
 
@@ -71,28 +94,39 @@ def behave(relay: RelayUnderTest, pid: str, behaviour: Any) -> None:
     relay.hooks.behaviour[f"/fault/{pid}"] = behaviour
 
 
-async def add_partners(relay: RelayUnderTest, *partners: Partner) -> None:
-    """Load partners and wait until the worker's registry holds them."""
+async def add_partners(
+    relay: RelayUnderTest, *partners: Partner, workers: Sequence[str] = ()
+) -> None:
+    """Load partners and wait until the registry of each worker (its URL; by default the
+    stack's worker) holds them."""
     await kafka.produce(
         relay.settings, [(topics.PARTNERS, p.id, p.model_dump_json().encode()) for p in partners]
     )
-    await wait_for_partners(relay, {p.id for p in partners})
+    for url in workers or [relay.stack.web_url]:
+        await wait_for_partners(relay, {p.id for p in partners}, url)
 
 
-async def wait_for_partners(relay: RelayUnderTest, ids: set[str], timeout: float = 20) -> None:
-    """Wait until the worker's registry holds as many partners as the partners topic."""
+async def wait_for_partners(
+    relay: RelayUnderTest, ids: set[str], url: str, timeout: float = 20
+) -> None:
+    """Wait until the registry of the worker at ``url`` holds as many partners as the
+    partners topic."""
     records = await kafka.read_topic(relay.settings, topics.PARTNERS)
     latest = {(r.key or b"").decode(): r.value for r in records}
     assert ids <= set(latest)
     expected = sum(v is not None for v in latest.values())
     deadline = time.monotonic() + timeout
+    held = 0
     async with aiohttp.ClientSession() as http:
         while True:
-            async with http.get(f"{relay.stack.web_url}/readyz") as r:
-                held = (await r.json()).get("partners", 0)
+            try:
+                async with http.get(f"{url}/readyz") as r:
+                    held = (await r.json()).get("partners", 0)
+            except aiohttp.ClientError:
+                pass  # a worker restarting: not listening yet
             if held >= expected:
                 return
-            assert time.monotonic() < deadline, f"registry holds {held} of {expected} partners"
+            assert time.monotonic() < deadline, f"{url}: registry holds {held} of {expected}"
             await asyncio.sleep(0.1)
 
 
@@ -373,16 +407,22 @@ async def test_malformed_intent_goes_to_the_dead_letter_with_a_reason(
 
 
 async def start_fanout(
-    relay: RelayUnderTest, name: str, n: int, *, delay: float, until: int
+    relay: RelayUnderTest,
+    name: str,
+    n: int,
+    *,
+    delay: float,
+    until: int,
+    workers: Sequence[str] = (),
 ) -> tuple[dict[str, Any], Callable[[], list[Received]]]:
     """Publish a document to ``n`` partners of their own whose receivers answer 200 after
     ``delay`` s; return once ``until`` of them arrived, with the event and a way to see
-    what arrived so far."""
+    what arrived so far. ``workers``: as for :func:`add_partners`."""
     tag = f"{name}-{uuid.uuid4().hex[:6]}"
     partners = [fault_partner(relay, f"f-{tag}-{i:04d}", park=tag) for i in range(n)]
     for p in partners:
         behave(relay, p.id, respond(200, delay=delay))
-    await add_partners(relay, *partners)
+    await add_partners(relay, *partners, workers=workers)
     ev = fault_event(tag)
     await relay.publish_events(ev)
 
@@ -420,6 +460,7 @@ async def test_worker_killed_mid_fanout_loses_nothing_and_repeats_keep_their_id(
     relay: RelayUnderTest,
 ) -> None:
     n = 1000
+    log_start = relay.stack.worker_log.stat().st_size
     ev, arrived = await start_fanout(relay, "kill", n, delay=0.2, until=n // 5)
     killed_at = len(arrived())
     await relay.stack.kill_worker()
@@ -432,6 +473,7 @@ async def test_worker_killed_mid_fanout_loses_nothing_and_repeats_keep_their_id(
 
     got = arrived()
     assert_each_delivered_once_per_id(progress, ev, got, n)
+    assert safety_net_lines(log_since(relay.stack.worker_log, log_start)) == []
     print(
         f"\nkill -9 after {killed_at}/{n} arrivals: {len(got)} requests, "
         f"{len(got) - n} repeats (all under their original id), 0 lost, "
@@ -522,6 +564,7 @@ async def test_a_second_worker_joining_mid_fanout_takes_partitions_and_loses_not
     relay: RelayUnderTest,
 ) -> None:
     n = 1000
+    log_start = relay.stack.worker_log.stat().st_size
     # Slow replies (under the 2 s timeout) keep the fan-out going while the worker joins.
     ev, arrived = await start_fanout(relay, "join", n, delay=1.5, until=n // 10)
     joined_at = len(arrived())
@@ -540,6 +583,7 @@ async def test_a_second_worker_joining_mid_fanout_takes_partitions_and_loses_not
 
     got = arrived()
     assert_each_delivered_once_per_id(progress, ev, got, n)
+    assert safety_net_lines(log_since(relay.stack.worker_log, log_start) + second_log) == []
     # The second worker really took part: it was given delivery partitions and sent some.
     taken = _assigned_webhook_partitions(second_log)
     assert taken and taken != {0, 1, 2, 3}, taken

@@ -71,3 +71,34 @@ def test_dev_profile_tunes_for_the_embedded_broker() -> None:
     assert dev["broker_session_timeout"] < prod["broker_session_timeout"]
     assert dev["web_tables_enabled"] is False and prod["web_tables_enabled"] is False
     assert dev["processing_guarantee"] == "at_least_once"
+
+
+@pytest.mark.parametrize(
+    ("profile", "membership", "expected"),
+    [
+        # Apache Kafka: a restarted static member gets its partitions back, no rebalance.
+        ("production", "auto", "w7"),
+        # The embedded broker orphans partitions when a static member rejoins.
+        ("dev", "auto", None),
+        ("dev", "static", "w7"),
+        ("production", "dynamic", None),
+    ],
+)
+def test_static_membership_only_where_the_broker_handles_it(
+    monkeypatch: pytest.MonkeyPatch, profile: str, membership: str, expected: str | None
+) -> None:
+    monkeypatch.setenv("RELAY_PROFILE", profile)
+    monkeypatch.setenv("RELAY_GROUP_MEMBERSHIP", membership)
+    monkeypatch.setenv("RELAY_INSTANCE_ID", "w7")
+    s = load_settings()
+    assert s.group_instance_id == expected
+    assert faust_settings(s)["consumer_group_instance_id"] == expected
+
+
+def test_static_membership_without_an_instance_id_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RELAY_INSTANCE_ID", raising=False)
+    monkeypatch.setenv("RELAY_GROUP_MEMBERSHIP", "static")
+    with pytest.raises(ConfigError, match="RELAY_INSTANCE_ID"):
+        load_settings()
