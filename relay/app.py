@@ -77,7 +77,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": timing.rebalance,
         # The embedded broker sometimes leaves a fetch unanswered after a member dies; a
         # short request timeout turns that into a quick retry instead of a 90 s stall.
-        "broker_request_timeout": 12 if dev else 90,
+        # (Faust refuses a request timeout shorter than the session.)
+        "broker_request_timeout": max(12 if dev else 90, timing.session + 6),
         "broker_commit_interval": 1.0 if dev else 2.8,
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication_factor,

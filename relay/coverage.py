@@ -55,7 +55,8 @@ class Coverage:
     beat is this recent. ``grace``: how long a partition may be held by no worker (or by
     two) before it is a finding — longer than a dead member's session plus a rebalance.
     ``stall``: how long records may wait with neither the group's committed offset nor
-    the holder's read position moving.
+    the holder's read position moving — never less than ``grace``, since the partitions
+    of a worker that died are rightly still until the group has noticed and rebalanced.
     """
 
     partitions: Mapping[str, int]
@@ -116,7 +117,7 @@ class Coverage:
             if last is None or last[0] != mark:
                 self._still[tp] = (mark, now)
                 continue
-            if now - last[1] >= self.stall:
+            if now - last[1] >= max(self.stall, self.grace):
                 findings.append(
                     Finding(
                         pp.topic,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     #: worker takes its place back at once instead of waiting out its old session.
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
     group_membership: Membership = Membership.auto
+    #: Seconds without a heartbeat before the broker drops a worker from the group (unset:
+    #: 6 in dev, 60 in production). With static membership, a worker restarted within it
+    #: gets its partitions back without a rebalance.
+    group_session_timeout: float | None = Field(default=None, ge=3, le=1800)
     topic_partitions: int = Field(default=4, ge=1, le=256)
     topic_replication_factor: int = Field(default=1, ge=1)
 
@@ -164,7 +168,12 @@ class Settings(BaseSettings):
 
     @property
     def group_timing(self) -> GroupTiming:
-        return DEV_TIMING if self.profile == Profile.dev else PRODUCTION_TIMING
+        timing = DEV_TIMING if self.profile == Profile.dev else PRODUCTION_TIMING
+        if self.group_session_timeout is None:
+            return timing
+        session = self.group_session_timeout
+        # Kafka wants heartbeats well within the session: a third of it at most.
+        return replace(timing, session=session, heartbeat=min(timing.heartbeat, session / 3))
 
     @property
     def group_instance_id(self) -> str | None:

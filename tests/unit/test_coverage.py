@@ -6,7 +6,7 @@ from relay.coverage import Beat, Coverage, actor
 from relay.stats import PartitionProgress
 
 T = "relay.deliveries.webhook"
-GRACE, STALL, LIVE = 20.0, 15.0, 6.0
+GRACE, STALL, LIVE = 20.0, 25.0, 6.0
 
 
 def coverage() -> Coverage:
@@ -75,11 +75,19 @@ def test_records_nobody_reads_or_commits_are_reported_after_the_stall_time() -> 
     assert c.check(beats(0.0, {1: 9}), [progress(1, end=20, done=9)], 0.0) == []
     # The holder reads on (a long batch): not stuck, though nothing was committed.
     assert c.check(beats(10.0, {1: 15}), [progress(1, end=20, done=9)], 10.0) == []
-    assert c.check(beats(24.0, {1: 15}), [progress(1, end=20, done=9)], 24.0) == []
-    found = c.check(beats(25.0, {1: 15}), [progress(1, end=20, done=9)], 25.0)
+    assert c.check(beats(34.0, {1: 15}), [progress(1, end=20, done=9)], 34.0) == []
+    found = c.check(beats(35.0, {1: 15}), [progress(1, end=20, done=9)], 35.0)
     assert [str(f) for f in found] == [
-        f"{T}[1] 10 records waiting, nothing committed or read for 15s"
+        f"{T}[1] 10 records waiting, nothing committed or read for 25s"
     ]
+
+
+def test_a_dead_workers_partitions_may_stand_still_for_the_grace_period() -> None:
+    c = Coverage(partitions={T: 1}, live_for=LIVE, grace=GRACE, stall=5.0)
+    still = [progress(0, end=20, done=9)]
+    c.check([beat("a", [0], 0.0)], still, 0.0)
+    assert c.check([beat("a", [0], GRACE - 1)], still, GRACE - 1) == []
+    assert len(c.check([beat("a", [0], GRACE)], still, GRACE)) == 1
 
 
 def test_a_partition_with_nothing_waiting_is_never_stuck() -> None:
