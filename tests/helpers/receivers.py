@@ -99,6 +99,33 @@ def flaky(rate: float = 0.5, *, status: int = 503, seed: int = 0) -> Behaviour:
     return lambda request: Reply(status) if rng.random() < rate else accept(request)
 
 
+class Hold:
+    """A behaviour that keeps every request waiting until :meth:`release`, then answers
+    as ``then`` would.
+
+    A fault test uses it to keep a delivery in flight (and so its batch unacknowledged)
+    for exactly as long as it needs, e.g. until it has killed the worker.
+    """
+
+    def __init__(self, then: Behaviour = accept) -> None:
+        self.then = then
+        self.released = asyncio.Event()
+        #: Requests that arrived and are still waiting.
+        self.waiting = 0
+
+    async def __call__(self, request: Received) -> Reply:
+        self.waiting += 1
+        try:
+            await self.released.wait()
+        finally:
+            self.waiting -= 1
+        reply = self.then(request)
+        return await reply if inspect.isawaitable(reply) else reply
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class WebhookReceiver:
     """An aiohttp server on 127.0.0.1, port 0, verifying Standard Webhooks signatures.
 
