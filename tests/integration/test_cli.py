@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import left_behind
 from tests.integration.conftest import RelayUnderTest, renamed, run_relay_cli, sample_event
 
 pytestmark = pytest.mark.integration
@@ -107,5 +110,23 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     assert "[expired]" in out
     assert "已送达 delivered" in out and "pending" not in out.split("Deliveries:")[0]
     assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) > 0
-    left = subprocess.run(["pgrep", "-f", f"RELAY_DATA_DIR={tmp_path}"], capture_output=True)
-    assert left.stdout == b""
+    # Neither its broker nor its worker outlives it (both carry its data dir).
+    assert left_behind("RELAY_DATA_DIR", str(tmp_path)) == {}
+
+
+def test_the_leak_check_finds_a_process_left_with_that_data_dir(tmp_path: Path) -> None:
+    """The check above can fail: a process deliberately left running is found, by its
+    environment (its command line says nothing of the data dir), until it is gone."""
+    env = {**os.environ, "RELAY_DATA_DIR": str(tmp_path)}
+    left = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env=env, start_new_session=True
+    )
+    try:
+        found = left_behind("RELAY_DATA_DIR", str(tmp_path), grace=0.5)
+        assert list(found) == [left.pid]
+        assert str(tmp_path) not in found[left.pid]
+        assert left_behind("RELAY_DATA_DIR", str(tmp_path / "other"), grace=0) == {}
+    finally:
+        left.kill()
+        left.wait()
+    assert left_behind("RELAY_DATA_DIR", str(tmp_path)) == {}
