@@ -80,26 +80,29 @@ async def committed_offsets(
 async def wait_consumed(settings: Settings, topics: Iterable[str], timeout: float = 60.0) -> None:
     """Wait until the worker has read and committed every record now in ``topics``.
 
-    A barrier for "nothing more will happen": whatever was on those topics when this was
-    called has been handled (an agent commits a record only after handling it).
+    A barrier for "nothing more will happen": what was on those topics has been handled
+    (an agent commits a record only after handling it). The topics are taken in the order
+    given, each once the one before is done, so a chain of agents can be followed:
+    ``[DOCUMENTS, ACCEPTED, DELIVER_WEBHOOK]`` covers the deliveries planned from the
+    documents published so far.
     """
-    names = sorted(set(topics))
-    partitions = await committed_offsets(settings, names)
-    ends = await true_end_offsets(settings.bootstrap_servers, partitions)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while True:
-        committed = await committed_offsets(settings, names)
-        behind = {
-            f"{tp.topic}[{tp.partition}]": (committed[tp], end)
-            for tp, end in ends.items()
-            if (committed[tp] or 0) < end
-        }
-        if not behind:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(
-                f"the worker did not commit past the records in {names} within {timeout:g} s; "
-                f"(committed, end) of the partitions still behind: {behind}"
-            )
-        await asyncio.sleep(0.3)
+    for topic in topics:
+        partitions = await committed_offsets(settings, [topic])
+        ends = await true_end_offsets(settings.bootstrap_servers, partitions)
+        while True:
+            committed = await committed_offsets(settings, [topic])
+            behind = {
+                tp.partition: (committed[tp], end)
+                for tp, end in ends.items()
+                if (committed[tp] or 0) < end
+            }
+            if not behind:
+                break
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"the worker did not commit past the records in {topic} within "
+                    f"{timeout:g} s; (committed, end) by partition still behind: {behind}"
+                )
+            await asyncio.sleep(0.3)
