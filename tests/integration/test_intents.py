@@ -28,7 +28,7 @@ from relay.models import (
     delivery_intents,
 )
 from tests.integration.conftest import RelayUnderTest
-from tests.integration.test_faults import add_partners, fan_out, fault_partner
+from tests.integration.test_faults import add_partners, fan_out, fault_event, fault_partner
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -108,11 +108,19 @@ async def dead_letter_of(relay: RelayUnderTest, delivery_id: str, timeout: float
 async def test_an_intent_pointing_at_another_document_is_dead_lettered_not_sent(
     relay: RelayUnderTest,
 ) -> None:
-    accepted = await kafka.read_topic(relay.settings, topics.ACCEPTED)
-    assert accepted, "the session has accepted documents by now"
-    somewhere = DocumentSource(partition=accepted[0].partition, offset=accepted[0].offset)
+    # A real accepted document of its own (not one another test happened to publish).
     p = fault_partner(relay, f"f-ref-{uuid.uuid4().hex[:6]}")
     await add_partners(relay, p)
+    ev = fault_event(p.id)
+    await relay.publish_events(ev)
+    await relay.settle([ev["event_id"]])
+    accepted = [
+        r
+        for r in await kafka.read_topic(relay.settings, topics.ACCEPTED)
+        if ev["event_id"].encode() in (r.value or b"")
+    ]
+    assert len(accepted) == 1, "the document was accepted once"
+    somewhere = DocumentSource(partition=accepted[0].partition, offset=accepted[0].offset)
     intent = thin_intent(somewhere, document_id="NO-SUCH-DOCUMENT", partner_id=p.id)
     await kafka.produce(
         relay.settings,
