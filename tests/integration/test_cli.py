@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import left_behind
+from tests.helpers.processes import left_behind, with_env
 from tests.integration.conftest import RelayUnderTest, renamed, run_relay_cli, sample_event
 
 pytestmark = pytest.mark.integration
@@ -122,8 +123,13 @@ def test_the_leak_check_finds_a_process_left_with_that_data_dir(tmp_path: Path) 
         [sys.executable, "-c", "import time; time.sleep(60)"], env=env, start_new_session=True
     )
     try:
-        found = left_behind("RELAY_DATA_DIR", str(tmp_path), grace=0.5)
+        # Its environment reads empty for a moment after the start.
+        deadline = time.monotonic() + 10
+        while not (found := with_env("RELAY_DATA_DIR", str(tmp_path))):
+            assert time.monotonic() < deadline, "the process left running was never found"
+            time.sleep(0.05)
         assert list(found) == [left.pid]
+        assert list(left_behind("RELAY_DATA_DIR", str(tmp_path), grace=0.2)) == [left.pid]
         assert str(tmp_path) not in found[left.pid]
         assert left_behind("RELAY_DATA_DIR", str(tmp_path / "other"), grace=0) == {}
     finally:
