@@ -237,7 +237,7 @@ async def test_a_dead_letter_replayed_twice_at_once_is_attempted_and_dead_letter
     ev = fault_event(park)
     await relay.publish_events(ev)
     progress = await relay.settle([ev["event_id"]])
-    ids = {o.delivery_id for o in outcomes_of(progress, ev)}
+    ids = {str(o.delivery_id) for o in outcomes_of(progress, ev)}
     assert len(ids) == 6 and {o.status for o in outcomes_of(progress, ev)} == {"failed"}
 
     # Two replays of the same dead letters (a double click, or the CLI and the dashboard)
