@@ -18,7 +18,7 @@ import asyncio
 import random
 import time
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -61,11 +61,10 @@ def new_ledger_entry(intent: DeliveryIntent) -> dict[str, Any]:
     The ledger keeps JSON-ready dicts, built here and by :func:`record_attempt` with no
     model in between, as this runs for every delivery (a unit test holds them to the model).
     """
-    n = intent.full
     return {
         "delivery_id": intent.delivery_id,
-        "partner_id": n.partner_id,
-        "document_id": n.document.id,
+        "partner_id": intent.partner_id,
+        "document_id": intent.document_id,
         "channel_id": intent.channel_id,
         "channel_type": intent.channel_type,
         "status": DeliveryStatus.pending.value,
@@ -286,6 +285,54 @@ async def _not_due_yet(rt: Runtime, intent: DeliveryIntent, due: str) -> None:
     )
     later = intent.model_copy(update={"due_at": datetime.fromisoformat(due)})
     await rt.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())
+
+
+async def unsendable(
+    rt: Runtime,
+    intent: DeliveryIntent,
+    partition: int,
+    detail: str,
+    *,
+    wait: float | None = None,
+    reason: str = "malformed",
+) -> None:
+    """An intent that cannot be sent as it is (its document not read yet, or not its own):
+    tried again in ``wait`` seconds, or dead-lettered with ``reason``. Kept in the ledger
+    like an attempt (nothing sent), so a copy of it is dropped as one would be."""
+    entry = ledger_entry(rt, intent)
+    now = datetime.now(UTC)
+    if entry["status"] == DeliveryStatus.delivered.value or (
+        verdict(entry, intent.replays, intent.attempt, now) == MADE
+    ):
+        rt.counters["delivery.repeat_suppressed"] += 1
+        log.info("delivery_attempt_already_made", delivery_id=intent.delivery_id, detail=detail)
+        return
+    retry_at = now + timedelta(seconds=wait) if wait is not None else None
+    if retry_at is not None:
+        later = intent.model_copy(
+            update={"attempt": intent.attempt + 1, "due_at": retry_at, "last_error": detail}
+        )
+        await rt.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())
+        status, outcome = DeliveryStatus.retrying, Outcome(OutcomeStatus.retry, detail)
+    else:
+        await rt.dead_letter(intent, reason, detail)
+        status = DeliveryStatus.dead if reason == "retries_exhausted" else DeliveryStatus.failed
+        outcome = Outcome(OutcomeStatus.failed, detail)
+    record_attempt(
+        entry,
+        intent.attempt,
+        now,
+        outcome,
+        status,
+        retry_at,
+        replay=intent.replays,
+        reason=None if retry_at else reason,
+    )
+    rt.ledger.put(intent.delivery_id, entry, partition)
+    try:
+        await rt.ledger.flush()
+    except Exception:  # kept, and written with the batch's flush
+        log.warning("ledger_flush_failed", delivery_id=intent.delivery_id, exc_info=True)
 
 
 def outcome_record(
