@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from faust.types import EventT, StreamT
@@ -16,7 +15,7 @@ from agents.context import on_behalf_of
 from relay import topics
 from relay.app import INTENT_BUNDLE
 from relay.delivery.base import Outcome, OutcomeStatus
-from relay.dispatch import handle, rng
+from relay.dispatch import handle, rng, unsendable
 from relay.logs import get_logger
 from relay.models import (
     AuditRecord,
@@ -123,12 +122,13 @@ async def _complete(
             continue
         document = documents[ref.source]
         if document is None:
-            await _document_missing(rt, intent, ref.source)
+            await _document_missing(rt, intent, ref.source, event.message.partition)
             continue
         try:
             notification = ref.with_document(document)
         except ValueError as e:
-            await rt.dead_letter(intent, "malformed", f"malformed delivery intent: {e}")
+            detail = f"malformed delivery intent: {e}"
+            await unsendable(rt, intent, event.message.partition, detail)
             continue
         # A fresh object of our own: completed in place (model_copy costs more, per intent).
         intent.notification, intent.ref = notification, None
@@ -136,30 +136,25 @@ async def _complete(
     return complete
 
 
-async def _document_missing(rt: Runtime, intent: DeliveryIntent, source: DocumentSource) -> None:
+async def _document_missing(
+    rt: Runtime, intent: DeliveryIntent, source: DocumentSource, partition: int
+) -> None:
     """A reference to a document this worker cannot read (yet)."""
     where = f"{topics.ACCEPTED}[{source.partition}]@{source.offset}"
     if rt.trace.accepted.positions.get(source.partition, 0) > source.offset:
         # Read past it and found no document there: the reference is wrong.
         detail = f"malformed delivery intent: no accepted document at {where}"
-        await rt.dead_letter(intent, "malformed", detail)
+        await unsendable(rt, intent, partition, detail)
         return
     # Not read yet (the follower lags behind): try again later, as a retry would.
     detail = f"document at {where} not read yet"
     wait = rt.retry_policy.delay(intent.attempt, Outcome(OutcomeStatus.retry, detail), rng)
     if wait is None:
         detail = f"no accepted document could be read at {where}"
-        await rt.dead_letter(intent, "retries_exhausted", detail)
+        await unsendable(rt, intent, partition, detail, reason="retries_exhausted")
         return
     log.warning("delivery_document_not_read_yet", delivery_id=intent.delivery_id, source=where)
-    later = intent.model_copy(
-        update={
-            "attempt": intent.attempt + 1,
-            "due_at": datetime.now(UTC) + timedelta(seconds=wait),
-            "last_error": detail,
-        }
-    )
-    await rt.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())
+    await unsendable(rt, intent, partition, detail, wait=wait)
 
 
 def _install_retry(rt: Runtime) -> None:

@@ -2,6 +2,14 @@
 
 Called by the delivery agents with the intent's source event as the current event, so
 table writes land in the intent's partition.
+
+An attempt is made once. Copies of an intent come back: the batch whose offset was not
+committed before a crash is read again, a retry can be released twice, an operator can
+replay a dead letter twice. The ledger knows every attempt by (replay round, attempt), so
+a copy of an attempt already made is dropped (:func:`verdict`). That is safe because an
+attempt's entry is put only after its follow-up (the retry, the dead letter) is written,
+and written to the changelog at once when there is one: whoever reads the entry may rely
+on the follow-up existing.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import asyncio
 import random
 import time
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -39,9 +47,12 @@ rng = random.Random()
 
 
 def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> dict[str, Any]:
-    """The delivery's entry as the ledger holds it (a :class:`LedgerEntry` in JSON form)."""
+    """A copy of the delivery's entry as the ledger holds it (a :class:`LedgerEntry` in JSON
+    form), to change and put back: the stored one changes only when it is put."""
     stored: dict[str, Any] | None = rt.ledger.lookup(intent.delivery_id)
-    return stored if stored else new_ledger_entry(intent)
+    if not stored:
+        return new_ledger_entry(intent)
+    return {**stored, "attempts": list(stored["attempts"])}
 
 
 def new_ledger_entry(intent: DeliveryIntent) -> dict[str, Any]:
@@ -50,16 +61,16 @@ def new_ledger_entry(intent: DeliveryIntent) -> dict[str, Any]:
     The ledger keeps JSON-ready dicts, built here and by :func:`record_attempt` with no
     model in between, as this runs for every delivery (a unit test holds them to the model).
     """
-    n = intent.full
     return {
         "delivery_id": intent.delivery_id,
-        "partner_id": n.partner_id,
-        "document_id": n.document.id,
+        "partner_id": intent.partner_id,
+        "document_id": intent.document_id,
         "channel_id": intent.channel_id,
         "channel_type": intent.channel_type,
         "status": DeliveryStatus.pending.value,
         "attempts": [],
         "next_attempt_at": None,
+        "reason": None,
     }
 
 
@@ -70,11 +81,15 @@ def record_attempt(
     outcome: Outcome,
     status: DeliveryStatus,
     next_attempt_at: datetime | None,
+    *,
+    replay: int = 0,
+    reason: str | None = None,
 ) -> None:
     """Add one attempt (an :class:`Attempt` in JSON form) and the state it led to."""
     entry["attempts"].append(
         {
             "attempt": attempt,
+            "replay": replay,
             "at": started_at.isoformat(),
             "status": outcome.status.value,
             "http_status": outcome.http_status or outcome.smtp_code,
@@ -84,6 +99,33 @@ def record_attempt(
     )
     entry["status"] = status.value
     entry["next_attempt_at"] = next_attempt_at.isoformat() if next_attempt_at else None
+    entry["reason"] = reason
+
+
+#: What the ledger says of an intent about to be attempted (see :func:`verdict`).
+NEW, MADE, EARLY = "new", "made", "early"
+
+
+def verdict(entry: dict[str, Any], replays: int, attempt: int, now: datetime) -> str:
+    """Whether attempt ``attempt`` of replay round ``replays`` is ``NEW``, already ``MADE``
+    or ``EARLY``, by the ledger's last attempt of the delivery.
+
+    ``MADE``: the ledger holds this attempt or a later one: this is a copy (its batch read
+    again after a crash, a retry released twice, a second replay of the same dead letter).
+    ``EARLY``: the last attempt is the one before and the next is not due yet: a stale copy
+    of a retry (its attempt was made again after a crash, and the receiver asked for a
+    later time then), which would otherwise go out sooner than the receiver's Retry-After.
+    """
+    if not entry["attempts"]:
+        return NEW
+    last = entry["attempts"][-1]
+    made = (last.get("replay", 0), last["attempt"])
+    if (replays, attempt) <= made:
+        return MADE
+    due = entry["next_attempt_at"]
+    if (replays, attempt - 1) == made and due and now < datetime.fromisoformat(due):
+        return EARLY
+    return NEW
 
 
 async def handle(
@@ -93,7 +135,8 @@ async def handle(
 
     ``intent`` carries the whole notification and came from ``partition`` of its delivery
     topic. Its audit records are appended to ``audit`` and its ledger entry is put in the
-    ledger unflushed: the caller writes both once for a whole batch.
+    ledger, unflushed unless a retry or dead letter followed: the caller writes both once
+    for a whole batch.
     """
     entry = ledger_entry(rt, intent)
     if entry["status"] == DeliveryStatus.delivered.value:
@@ -114,13 +157,28 @@ async def handle(
         )
         return
     started_at = datetime.now(UTC)
+    seen = verdict(entry, intent.replays, intent.attempt, started_at)
+    if seen == MADE:
+        _made_already(rt, intent, entry, audit, started_at)
+        return
+    if seen == EARLY:
+        await _not_due_yet(rt, intent, entry["next_attempt_at"])
+        return
     outcome = await attempt(rt, intent)
     # Waits count from the end of the attempt: a 15 s timeout plus a 60 s floor is 75 s.
     now = datetime.now(UTC)
     decision = decide(intent.attempt, outcome, rt.retry_policy, now, rng)
 
-    record_attempt(entry, intent.attempt, started_at, outcome, decision.status, decision.retry_at)
-    rt.ledger.put(intent.delivery_id, entry, partition)
+    record_attempt(
+        entry,
+        intent.attempt,
+        started_at,
+        outcome,
+        decision.status,
+        decision.retry_at,
+        replay=intent.replays,
+        reason=decision.reason,
+    )
 
     n = intent.full
     rt.counters[f"delivery.{intent.channel_type}.{decision.status}"] += 1
@@ -165,7 +223,116 @@ async def handle(
         )
     if follow_ups:
         await asyncio.gather(*follow_ups)
-    await _track_health(rt, intent, outcome, now)
+    # Only now that its follow-up is written (see the module's docstring).
+    rt.ledger.put(intent.delivery_id, entry, partition)
+    if follow_ups:
+        # At once rather than with the batch: a crash while the rest of the batch is still
+        # in flight would otherwise make this attempt again and dead-letter it twice.
+        try:
+            await rt.ledger.flush()
+        except Exception:  # kept, and written with the batch's flush
+            log.warning("ledger_flush_failed", delivery_id=intent.delivery_id, exc_info=True)
+    try:
+        await _track_health(rt, intent, outcome, now)
+    except Exception:
+        # The outcome and its follow-up are recorded: a health-keeping failure must not
+        # dead-letter the delivery as well.
+        log.exception("channel_health_failed", delivery_id=intent.delivery_id)
+
+
+def _made_already(
+    rt: Runtime,
+    intent: DeliveryIntent,
+    entry: dict[str, Any],
+    audit: list[AuditRecord],
+    now: datetime,
+) -> None:
+    """A copy of an attempt the ledger holds: not made again (its follow-up exists)."""
+    rt.counters["delivery.repeat_suppressed"] += 1
+    last = entry["attempts"][-1]
+    log.info(
+        "delivery_attempt_already_made",
+        delivery_id=intent.delivery_id,
+        attempt=intent.attempt,
+        replays=intent.replays,
+        status=entry["status"],
+    )
+    if (intent.replays, intent.attempt) != (last.get("replay", 0), last["attempt"]):
+        return  # an older one: the ledger's later attempts have their outcomes recorded
+    # The latest: the crash may have come before its outcome reached the audit trail.
+    due = entry["next_attempt_at"]
+    audit.append(
+        outcome_record(
+            intent,
+            DeliveryStatus(entry["status"]),
+            now,
+            attempt=intent.attempt,
+            detail=f"attempt {intent.attempt} already made ({last.get('detail') or 'no detail'})"
+            "; not made again",
+            reason=entry.get("reason"),
+            http_status=last.get("http_status"),
+            next_attempt_at=datetime.fromisoformat(due) if due else None,
+        )
+    )
+
+
+async def _not_due_yet(rt: Runtime, intent: DeliveryIntent, due: str) -> None:
+    """A copy of a retry that came before the time the ledger's last attempt set: parked
+    again until then (the retries table keeps one per delivery, so it joins the other)."""
+    rt.counters["delivery.early_copy_parked"] += 1
+    log.info(
+        "delivery_not_due_yet", delivery_id=intent.delivery_id, attempt=intent.attempt, due=due
+    )
+    later = intent.model_copy(update={"due_at": datetime.fromisoformat(due)})
+    await rt.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())
+
+
+async def unsendable(
+    rt: Runtime,
+    intent: DeliveryIntent,
+    partition: int,
+    detail: str,
+    *,
+    wait: float | None = None,
+    reason: str = "malformed",
+) -> None:
+    """An intent that cannot be sent as it is (its document not read yet, or not its own):
+    tried again in ``wait`` seconds, or dead-lettered with ``reason``. Kept in the ledger
+    like an attempt (nothing sent), so a copy of it is dropped as one would be."""
+    entry = ledger_entry(rt, intent)
+    now = datetime.now(UTC)
+    if entry["status"] == DeliveryStatus.delivered.value or (
+        verdict(entry, intent.replays, intent.attempt, now) == MADE
+    ):
+        rt.counters["delivery.repeat_suppressed"] += 1
+        log.info("delivery_attempt_already_made", delivery_id=intent.delivery_id, detail=detail)
+        return
+    retry_at = now + timedelta(seconds=wait) if wait is not None else None
+    if retry_at is not None:
+        later = intent.model_copy(
+            update={"attempt": intent.attempt + 1, "due_at": retry_at, "last_error": detail}
+        )
+        await rt.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())
+        status, outcome = DeliveryStatus.retrying, Outcome(OutcomeStatus.retry, detail)
+    else:
+        await rt.dead_letter(intent, reason, detail)
+        status = DeliveryStatus.dead if reason == "retries_exhausted" else DeliveryStatus.failed
+        outcome = Outcome(OutcomeStatus.failed, detail)
+    record_attempt(
+        entry,
+        intent.attempt,
+        now,
+        outcome,
+        status,
+        retry_at,
+        replay=intent.replays,
+        reason=None if retry_at else reason,
+    )
+    rt.ledger.put(intent.delivery_id, entry, partition)
+    try:
+        await rt.ledger.flush()
+    except Exception:  # kept, and written with the batch's flush
+        log.warning("ledger_flush_failed", delivery_id=intent.delivery_id, exc_info=True)
 
 
 def outcome_record(

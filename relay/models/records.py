@@ -251,6 +251,9 @@ class Attempt(BaseModel):
     """One attempt of one delivery, as the ledger keeps it."""
 
     attempt: int
+    #: The replay round it belongs to (the intent's ``replays``): each replay starts again
+    #: at attempt 1, so an attempt is known by (replay, attempt).
+    replay: int = 0
     at: datetime
     status: str
     http_status: int | None = None
@@ -269,6 +272,8 @@ class LedgerEntry(BaseModel):
     status: DeliveryStatus = DeliveryStatus.pending
     attempts: list[Attempt] = Field(default_factory=list)
     next_attempt_at: datetime | None = None
+    #: Why it was dead-lettered (``permanent_failure``…), while it is.
+    reason: str | None = None
 
 
 class AuditBatch(BaseModel):

@@ -83,15 +83,24 @@ async def publish(api: ApiUnderTest, ev: dict[str, Any]) -> dict[str, Any]:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, every: float = 0.2
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 30.0,
+    every: float = 0.2,
+    what: str | None = None,
 ) -> T:
-    """Poll ``probe`` until it returns something truthy."""
-    async with asyncio.timeout(timeout):
-        while True:
-            got = await probe()
-            if got:
-                return got
-            await asyncio.sleep(every)
+    """Poll ``probe`` until it returns something truthy; fails naming what was awaited
+    (``what``, or the probe's name) and what the probe last said."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = await probe()
+        if got:
+            return got
+        if loop.time() > deadline:
+            awaited = what or getattr(probe, "__name__", repr(probe))
+            raise AssertionError(f"{awaited}: not after {timeout:g} s (last: {got!r})")
+        await asyncio.sleep(every)
 
 
 async def deliveries(api: ApiUnderTest, pid: str, token: str, n: int) -> list[dict[str, Any]]:
@@ -104,7 +113,7 @@ async def deliveries(api: ApiUnderTest, pid: str, token: str, n: int) -> list[di
         done = [d for d in items if d["status"] in ("delivered", "failed", "dead", "disabled")]
         return items if len(done) >= n else None
 
-    return await eventually(settled)
+    return await eventually(settled, what=f"{n} settled deliveries of {pid}")
 
 
 async def trace(api: ApiUnderTest, doc_id: str) -> dict[str, Any]:

@@ -99,6 +99,33 @@ def flaky(rate: float = 0.5, *, status: int = 503, seed: int = 0) -> Behaviour:
     return lambda request: Reply(status) if rng.random() < rate else accept(request)
 
 
+class Hold:
+    """A behaviour that keeps every request waiting until :meth:`release`, then answers
+    as ``then`` would.
+
+    A fault test uses it to keep a delivery in flight (and so its batch unacknowledged)
+    for exactly as long as it needs, e.g. until it has killed the worker.
+    """
+
+    def __init__(self, then: Behaviour = accept) -> None:
+        self.then = then
+        self.released = asyncio.Event()
+        #: Requests that arrived and are still waiting.
+        self.waiting = 0
+
+    async def __call__(self, request: Received) -> Reply:
+        self.waiting += 1
+        try:
+            await self.released.wait()
+        finally:
+            self.waiting -= 1
+        reply = self.then(request)
+        return await reply if inspect.isawaitable(reply) else reply
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class WebhookReceiver:
     """An aiohttp server on 127.0.0.1, port 0, verifying Standard Webhooks signatures.
 
@@ -144,10 +171,18 @@ class WebhookReceiver:
         def done() -> list[Received]:
             return [r for r in self.verified if path is None or r.path == path]
 
-        async with asyncio.timeout(timeout):
-            while len(done()) < count:
-                self._changed.clear()
-                await self._changed.wait()
+        try:
+            async with asyncio.timeout(timeout):
+                while len(done()) < count:
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            where = f" on {path}" if path else ""
+            seen = [(r.path, r.status, r.error) for r in self.received][-5:]
+            raise AssertionError(
+                f"{len(done())} of {count} verified requests{where} after {timeout:g} s "
+                f"({len(self.received)} requests in all; the last: {seen})"
+            ) from None
         return done()
 
     def _behaviour_for(self, path: str) -> Behaviour:
@@ -351,12 +386,19 @@ class SMTPRecorder:
 
     async def wait_for(self, count: int, *, timeout: float = 10.0) -> list[EmailMessage]:
         """Wait until ``count`` messages were accepted, and return them."""
-        async with asyncio.timeout(timeout):
-            while True:
-                with self._lock:
-                    if len(self.messages) >= count:
-                        return list(self.messages)
-                await asyncio.sleep(0.02)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with self._lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+                got = len(self.messages)
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"{got} of {count} messages accepted after {timeout:g} s "
+                    f"({self.connections} SMTP sessions greeted)"
+                )
+            await asyncio.sleep(0.02)
 
     def __enter__(self) -> SMTPRecorder:
         self.start()

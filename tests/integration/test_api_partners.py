@@ -101,7 +101,9 @@ async def test_put_is_seen_by_the_next_read_and_by_the_next_document(api: ApiUnd
 
     paused_doc = event(unique("DOC-PAUSED"), tag)
     await publish(api, paused_doc)
-    matched = await eventually(lambda: matched_trace(api, paused_doc["document"]["id"]))
+    matched = await eventually(
+        lambda: matched_trace(api, paused_doc["document"]["id"]), what="the document matched"
+    )
     assert matched["totals"]["partners_matched"] == 0
     r = await api.http.put(
         f"/api/v1/partners/{pid}", json={"paused": False, "name": "改名后的协会"}, headers=who

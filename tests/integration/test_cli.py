@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import left_behind, with_env
 from tests.integration.conftest import RelayUnderTest, renamed, run_relay_cli, sample_event
 
 pytestmark = pytest.mark.integration
@@ -107,5 +111,28 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     assert "[expired]" in out
     assert "已送达 delivered" in out and "pending" not in out.split("Deliveries:")[0]
     assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) > 0
-    left = subprocess.run(["pgrep", "-f", f"RELAY_DATA_DIR={tmp_path}"], capture_output=True)
-    assert left.stdout == b""
+    # Neither its broker nor its worker outlives it (both carry its data dir).
+    assert left_behind("RELAY_DATA_DIR", str(tmp_path)) == {}
+
+
+def test_the_leak_check_finds_a_process_left_with_that_data_dir(tmp_path: Path) -> None:
+    """The check above can fail: a process deliberately left running is found, by its
+    environment (its command line says nothing of the data dir), until it is gone."""
+    env = {**os.environ, "RELAY_DATA_DIR": str(tmp_path)}
+    left = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env=env, start_new_session=True
+    )
+    try:
+        # Its environment reads empty for a moment after the start.
+        deadline = time.monotonic() + 10
+        while not (found := with_env("RELAY_DATA_DIR", str(tmp_path))):
+            assert time.monotonic() < deadline, "the process left running was never found"
+            time.sleep(0.05)
+        assert list(found) == [left.pid]
+        assert list(left_behind("RELAY_DATA_DIR", str(tmp_path), grace=0.2)) == [left.pid]
+        assert str(tmp_path) not in found[left.pid]
+        assert left_behind("RELAY_DATA_DIR", str(tmp_path / "other"), grace=0) == {}
+    finally:
+        left.kill()
+        left.wait()
+    assert left_behind("RELAY_DATA_DIR", str(tmp_path)) == {}

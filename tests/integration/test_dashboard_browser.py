@@ -154,7 +154,9 @@ async def test_the_dashboard_follows_a_published_document_live_and_replays_its_d
 
     # Replay the document's dead letter from the page, once the receiver takes it.
     behaviours[bad_path] = accept
-    await eventually(lambda: dead_letter_written(api, bad), timeout=20)
+    await eventually(
+        lambda: dead_letter_written(api, bad), timeout=20, what="the dead letter of the bad channel"
+    )
     asked: list[str] = []
 
     async def confirm(dialog: Dialog) -> None:

@@ -550,13 +550,17 @@ def _assigned_webhook_partitions(log_text: str) -> set[int]:
 async def _wait_until_the_first_worker_owns_everything_again(
     relay: RelayUnderTest, timeout: float = 45
 ) -> None:
-    """For the tests after this one (best effort: a static member leaves on session expiry)."""
+    """For the tests after this one (a static member leaves only on session expiry)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         text = relay.stack.worker_log.read_text(errors="replace")
         last = text.rsplit("Setting newly assigned partitions", 1)[-1]
         if _assigned_webhook_partitions(text) == {0, 1, 2, 3} and "Worker ready" in last:
             return
+        assert time.monotonic() < deadline, (
+            f"the first worker did not own every webhook partition again within {timeout:g} s "
+            f"(its last assignment: {sorted(_assigned_webhook_partitions(text))})"
+        )
         await asyncio.sleep(0.5)
 
 

@@ -27,8 +27,9 @@ from relay.models import (
     PlannedDelivery,
     delivery_intents,
 )
+from tests.helpers.waits import wait_consumed
 from tests.integration.conftest import RelayUnderTest
-from tests.integration.test_faults import add_partners, fan_out, fault_partner
+from tests.integration.test_faults import add_partners, fan_out, fault_event, fault_partner
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -108,15 +109,24 @@ async def dead_letter_of(relay: RelayUnderTest, delivery_id: str, timeout: float
 async def test_an_intent_pointing_at_another_document_is_dead_lettered_not_sent(
     relay: RelayUnderTest,
 ) -> None:
-    accepted = await kafka.read_topic(relay.settings, topics.ACCEPTED)
-    assert accepted, "the session has accepted documents by now"
-    somewhere = DocumentSource(partition=accepted[0].partition, offset=accepted[0].offset)
+    # A real accepted document of its own (not one another test happened to publish).
     p = fault_partner(relay, f"f-ref-{uuid.uuid4().hex[:6]}")
     await add_partners(relay, p)
+    ev = fault_event(p.id)
+    await relay.publish_events(ev)
+    await relay.settle([ev["event_id"]])
+    accepted = [
+        r
+        for r in await kafka.read_topic(relay.settings, topics.ACCEPTED)
+        if ev["event_id"].encode() in (r.value or b"")
+    ]
+    assert len(accepted) == 1, "the document was accepted once"
+    somewhere = DocumentSource(partition=accepted[0].partition, offset=accepted[0].offset)
     intent = thin_intent(somewhere, document_id="NO-SUCH-DOCUMENT", partner_id=p.id)
+    # Twice, as after a crash before the first copy's offset was committed.
     await kafka.produce(
         relay.settings,
-        [(topics.DELIVER_WEBHOOK, p.id, intent.model_dump_json().encode())],
+        [(topics.DELIVER_WEBHOOK, p.id, intent.model_dump_json().encode())] * 2,
     )
     dead = await dead_letter_of(relay, intent.delivery_id, timeout=20)
     assert dead["dead_reason"] == "malformed"
@@ -124,6 +134,14 @@ async def test_an_intent_pointing_at_another_document_is_dead_lettered_not_sent(
     # It is an intent again (replayable by its id), and nothing was sent.
     assert DeliveryIntent.model_validate(dead).delivery_id == intent.delivery_id
     assert not [r for r in relay.hooks.received if r.webhook_id == intent.delivery_id]
+    # Dead-lettered once: the copy was known to the ledger.
+    await wait_consumed(relay.settings, [topics.DELIVER_WEBHOOK])
+    letters = [
+        r
+        for r in await kafka.read_topic(relay.settings, topics.DEAD_LETTER)
+        if intent.delivery_id.encode() in (r.value or b"")
+    ]
+    assert len(letters) == 1
 
 
 async def test_an_intent_whose_document_never_arrives_is_retried_then_dead_lettered(

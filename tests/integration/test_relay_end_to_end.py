@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections import Counter
@@ -10,6 +9,8 @@ from collections import Counter
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from relay import topics
+from tests.helpers.waits import wait_consumed
 from tests.integration.conftest import RelayUnderTest, renamed, sample_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -138,7 +139,9 @@ async def test_an_event_delivered_twice_is_processed_once(relay: RelayUnderTest)
     event = renamed(sample_event("02-ic-industry-support.json"), "TEST-DUP-1")
     await relay.publish_events(event, event)
     await relay.settle([event["event_id"]])
-    await asyncio.sleep(2)  # give a wrongly repeated fan-out time to show up
+    # Until the worker has handled both copies and every delivery planned from them: a
+    # wrongly repeated fan-out would have reached the receiver by then.
+    await wait_consumed(relay.settings, [topics.DOCUMENTS, topics.ACCEPTED, topics.DELIVER_WEBHOOK])
     ids = [h.webhook_id for h in hooks_for(relay, "TEST-DUP-1")]
     assert len(ids) == len(TOWN)
     assert len(set(ids)) == len(ids)
