@@ -22,7 +22,7 @@ from relay.delivery.email import EmailSender
 from relay.delivery.webhook import WebhookSender
 from relay.embedded import faust_patches
 from relay.errors import InvalidEvent
-from relay.intake import Check, default_checks, event_hints
+from relay.intake import Check, default_checks, rejection
 from relay.ledger import batched_table
 from relay.logs import get_logger
 from relay.models import (
@@ -30,9 +30,9 @@ from relay.models import (
     AuditRecord,
     DeliveryIntent,
     EmailChannel,
-    Rejection,
     audit_value,
 )
+from relay.models.limits import RAW_KEEP
 from relay.notices import channel_disabled_email
 from relay.registry import Registry
 from relay.retrying import RateLimiter, RetryPolicy
@@ -43,8 +43,6 @@ from relay.watchdog import Watchdog
 log = get_logger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-#: Bytes of a rejected record kept in ``relay.rejected`` (the rest is cut, marked "…").
-RAW_KEEP = 64 * 1024
 #: Audit records of one document written as one value, at most (about 0.5 kB each).
 AUDIT_BATCH = 250
 #: Intents of one partition written as one value, at most (about 1 kB each).
@@ -261,41 +259,37 @@ class Runtime:
         await self.send(topics.DEAD_LETTER, intent.partner_id, dead.model_dump_json().encode())
 
     async def reject(self, err: InvalidEvent, raw: bytes | None, event: EventT[Any] | None) -> None:
-        """Record a refused event in ``relay.rejected`` with its reason; nothing is dropped."""
-        event_id, doc_id = event_hints(raw)
-        text = (raw or b"").decode("utf-8", "replace")
-        if len(text) > RAW_KEEP:
-            text = text[:RAW_KEEP] + "…"
+        """Record a refused event in ``relay.rejected`` with its reason; nothing is dropped.
+
+        Whatever the record holds, the rejection is bounded (see :func:`relay.intake.rejection`).
+        """
         msg = event.message if event is not None else None
-        rejection = Rejection(
-            reason=err.reason,
-            message=err.message,
-            field=err.field,
-            event_id=event_id,
-            document_id=doc_id,
-            source_topic=msg.topic if msg else None,
-            source_partition=msg.partition if msg else None,
-            source_offset=msg.offset if msg else None,
-            raw=text,
-            rejected_at=datetime.now(UTC),
+        key = event.key if event is not None and isinstance(event.key, bytes) else None
+        r = rejection(
+            err,
+            raw,
+            now=datetime.now(UTC),
+            key=key,
+            source=(msg.topic, msg.partition, msg.offset) if msg else None,
         )
-        self.counters[f"rejected.{err.reason}"] += 1
+        self.counters[f"rejected.{r.reason}"] += 1
         log.warning(
             "event_rejected",
-            reason=err.reason,
-            message=err.message,
-            event_id=event_id,
-            document_id=doc_id,
+            reason=r.reason,
+            message=r.message,
+            event_id=r.event_id,
+            document_id=r.document_id,
+            raw_bytes=r.raw_bytes,
         )
-        await self.send(topics.REJECTED, doc_id, rejection.model_dump_json().encode())
+        await self.send(topics.REJECTED, r.document_id, r.model_dump_json().encode())
         await self.audit(
             AuditRecord(
                 kind="event.rejected",
-                at=rejection.rejected_at,
-                event_id=event_id,
-                document_id=doc_id,
-                reason=err.reason,
-                detail=err.message,
+                at=r.rejected_at,
+                event_id=r.event_id,
+                document_id=r.document_id,
+                reason=r.reason,
+                detail=r.message,
             )
         )
 

@@ -94,7 +94,10 @@ class Rejection(BaseModel):
     source_topic: str | None = None
     source_partition: int | None = None
     source_offset: int | None = None
+    #: The record's value as text, cut after its first RAW_KEEP bytes (marked "…").
     raw: str = ""
+    #: The size of the whole value, in bytes.
+    raw_bytes: int | None = None
     rejected_at: datetime
 
 
