@@ -31,6 +31,7 @@ from relay.models import (
     DeliveryIntent,
     EmailChannel,
     audit_value,
+    fit,
 )
 from relay.models.limits import RAW_KEEP
 from relay.notices import channel_disabled_email
@@ -48,6 +49,13 @@ AUDIT_BATCH = 250
 #: Intents of one partition written as one value, at most (about 1 kB each).
 INTENT_BUNDLE = 25
 _PARTITIONER = DefaultPartitioner()
+
+
+def _intents_value(chunk: Sequence[tuple[str, DeliveryIntent | dict[str, Any]]]) -> bytes:
+    """One intent as itself; several as ``{"intents": [...]}`` (see IntentBundle)."""
+    if len(chunk) == 1:
+        return INTENT_JSON.dump_json(chunk[0][1], exclude_none=True)
+    return INTENT_JSON.dump_json({"intents": [i for _, i in chunk]}, exclude_none=True)
 
 
 def today_in_shanghai() -> date:
@@ -192,7 +200,7 @@ class Runtime:
         """Append several steps, waiting for the broker once for all of them.
 
         The records of one document travel together, up to ``AUDIT_BATCH`` in one value
-        (see :func:`relay.models.audit_records`), in the order given.
+        and within MAX_BUNDLE_BYTES (see :func:`relay.models.audit_records`), in order.
         """
         by_document: dict[str | None, list[AuditRecord]] = {}
         for r in records:
@@ -201,9 +209,10 @@ class Runtime:
         await self.send_many(
             topics.AUDIT,
             [
-                (doc_id, audit_value(group[i : i + AUDIT_BATCH]))
+                (doc_id, value)
                 for doc_id, group in by_document.items()
                 for i in range(0, len(group), AUDIT_BATCH)
+                for _, value in fit(group[i : i + AUDIT_BATCH], audit_value)
             ],
         )
 
@@ -223,7 +232,9 @@ class Runtime:
         Each intent goes to the partition its partner id hashes to (Kafka's default
         partitioner, as for a keyed record), so a partner's deliveries stay in one
         partition whether they come bundled or, as retries do, one by one. An intent may
-        be a model or its JSON-ready form (:func:`relay.models.first_attempt`).
+        be a model or its JSON-ready form (:func:`relay.models.first_attempt`). A bundle
+        holds up to INTENT_BUNDLE intents, within MAX_BUNDLE_BYTES (retries carry the
+        whole document).
         """
         # Faust's aiokafka driver; its aiokafka producer knows the topic's partitions.
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
@@ -237,16 +248,9 @@ class Runtime:
         futures = []
         for p, group in by_partition.items():
             for k in range(0, len(group), INTENT_BUNDLE):
-                chunk = group[k : k + INTENT_BUNDLE]
-                if len(chunk) == 1:
-                    key: bytes | None = chunk[0][0].encode()
-                    value = INTENT_JSON.dump_json(chunk[0][1], exclude_none=True)
-                else:
-                    key = None
-                    value = INTENT_JSON.dump_json(
-                        {"intents": [i for _, i in chunk]}, exclude_none=True
-                    )
-                futures.append(await channel.send(key=key, value=value, partition=p))
+                for part, value in fit(group[k : k + INTENT_BUNDLE], _intents_value):
+                    key = part[0][0].encode() if len(part) == 1 else None
+                    futures.append(await channel.send(key=key, value=value, partition=p))
         await asyncio.gather(*futures)
 
     async def dead_letter(self, intent: DeliveryIntent, reason: str, detail: str) -> None:

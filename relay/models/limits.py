@@ -25,6 +25,10 @@ MAX_EVENT_BYTES = 256 * 1024
 #: Bytes of a refused record kept in its rejection (the rest is cut, marked "…"). JSON
 #: escaping at most sextuples them (a NUL byte is written ``\u0000``): ≤ 384 KiB.
 RAW_KEEP = 64 * 1024
+#: Largest value the relay writes as one bundle of intents or batch of audit records: a
+#: bundle of this size is split in two (a lone intent or record is written however large;
+#: the limits here keep it well under the producer's 1,000,000 bytes).
+MAX_BUNDLE_BYTES = 512 * 1024
 #: Deepest nesting of arrays and objects read anywhere (JSON, or YAML in partner files). A
 #: document event needs 4 levels, a partners file 6.
 MAX_DEPTH = 32

@@ -11,8 +11,17 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from relay import topics
-from relay.models.limits import MAX_EVENT_BYTES, RAW_KEEP
+from relay.models import DeliveryStatus
+from relay.models.limits import MAX_EVENT_BYTES, RAW_KEEP, SUMMARY_MAX
+from tests.helpers.receivers import fail_first
 from tests.integration.conftest import RelayUnderTest, renamed, sample_event
+from tests.integration.test_faults import (
+    add_partners,
+    behave,
+    fault_event,
+    fault_partner,
+    outcomes_of,
+)
 from tests.integration.test_relay_end_to_end import TOWN, hooks_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -104,3 +113,29 @@ async def test_hostile_records_are_rejected_with_reasons_and_the_worker_relays_t
     log = relay.stack.worker_log.read_bytes()[log_start:]
     for sign in (b"Crashed reason", b"intake_failed", b"RecursionError", b"MessageSizeTooLarge"):
         assert sign not in log, sign
+
+
+async def test_retries_of_a_document_at_the_limits_fit_the_retry_topic(
+    relay: RelayUnderTest,
+) -> None:
+    """A large document that fails at once at many channels: its retries carry the whole
+    notification, bundled by partition, and every one still gets through."""
+    name = f"big-{uuid.uuid4().hex[:6]}"
+    partners = [fault_partner(relay, f"f-{name}-{i:02d}", park=name) for i in range(60)]
+    for p in partners:
+        behave(relay, p.id, fail_first(1))
+    await add_partners(relay, *partners)
+    ev = fault_event(name)
+    ev["document"]["summary"] = "\U00020000" * SUMMARY_MAX  # 80 kB of four-byte characters
+    ev["document"]["changes"] = "\U00020000" * 5_000
+    ev["document"]["title"] = "\U00020000" * 500
+    ev["document"]["tags"] = [ev["document"]["tags"][0]] + ["\U00020000" * 64] * 49
+    assert len(encoded(ev)) > 110_000
+    log_start = relay.stack.worker_log.stat().st_size
+    await relay.publish_events(ev)
+    progress = await relay.settle([ev["event_id"]], timeout=90)
+    outcomes = outcomes_of(progress, ev)
+    assert len(outcomes) == 60 and {o.status for o in outcomes} == {DeliveryStatus.delivered}
+    assert {o.attempt for o in outcomes} == {2}
+    log = relay.stack.worker_log.read_bytes()[log_start:]
+    assert b"MessageSizeTooLarge" not in log and b"Crashed reason" not in log
