@@ -130,6 +130,17 @@ def test_a_title_with_line_breaks_is_refused_and_could_not_inject_headers() -> N
     assert parsed["Subject"] == f"[政策推送] 第一行 Bcc: victim@example.org（{DOC_NUMBER}）"
 
 
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x85", "\u202e", "\u2066"])
+def test_no_control_or_bidi_character_reaches_a_subject(char: str) -> None:
+    with pytest.raises(ValidationError):
+        make_notification(title=f"关于{char}通知")
+    msg = build_unchecked(title=f"关于{char}通知", doc_number=f"徐府{char}1号")
+    raw = msg.as_bytes()
+    subject = parse(msg)["Subject"]
+    assert subject == "[政策推送] 关于 通知（徐府 1号）"
+    assert char not in subject and char.encode() not in raw.split(b"\r\n\r\n", 1)[0]
+
+
 # ------------------------------------------------------------------ email: content
 
 
