@@ -10,7 +10,7 @@ from faust.types import StreamT
 from relay import topics
 from relay.app import today_in_shanghai
 from relay.errors import InvalidEvent
-from relay.intake import parse_event
+from relay.intake import encode_event, parse_event
 from relay.logs import get_logger
 from relay.models import (
     AuditRecord,
@@ -36,6 +36,7 @@ def install(rt: Runtime) -> None:
             raw = event.value
             try:
                 doc_event = parse_event(raw, today=today_in_shanghai(), checks=rt.checks)
+                value = encode_event(doc_event)
             except InvalidEvent as e:
                 await rt.reject(e, raw, event)
                 continue
@@ -45,7 +46,7 @@ def install(rt: Runtime) -> None:
                 continue
             doc = doc_event.document
             # Re-key by document id: the match agent's per-document state lives there.
-            await rt.send(topics.ACCEPTED, doc.id, doc_event.model_dump_json().encode())
+            await rt.send(topics.ACCEPTED, doc.id, value)
             await rt.audit(
                 AuditRecord(
                     kind="event.accepted",

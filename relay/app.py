@@ -23,7 +23,7 @@ from relay.delivery.webhook import WebhookSender
 from relay.embedded import faust_patches
 from relay.errors import InvalidEvent
 from relay.group_watch import GroupWatch
-from relay.intake import Check, default_checks, event_hints
+from relay.intake import Check, default_checks, rejection
 from relay.ledger import batched_table
 from relay.logs import get_logger
 from relay.models import (
@@ -31,9 +31,10 @@ from relay.models import (
     AuditRecord,
     DeliveryIntent,
     EmailChannel,
-    Rejection,
     audit_value,
+    fit,
 )
+from relay.models.limits import RAW_KEEP
 from relay.notices import channel_disabled_email
 from relay.registry import Registry
 from relay.retrying import RateLimiter, RetryPolicy
@@ -44,13 +45,18 @@ from relay.watchdog import Watchdog
 log = get_logger(__name__)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-#: Bytes of a rejected record kept in ``relay.rejected`` (the rest is cut, marked "…").
-RAW_KEEP = 64 * 1024
 #: Audit records of one document written as one value, at most (about 0.5 kB each).
 AUDIT_BATCH = 250
 #: Intents of one partition written as one value, at most (about 1 kB each).
 INTENT_BUNDLE = 25
 _PARTITIONER = DefaultPartitioner()
+
+
+def _intents_value(chunk: Sequence[tuple[str, DeliveryIntent | dict[str, Any]]]) -> bytes:
+    """One intent as itself; several as ``{"intents": [...]}`` (see IntentBundle)."""
+    if len(chunk) == 1:
+        return INTENT_JSON.dump_json(chunk[0][1], exclude_none=True)
+    return INTENT_JSON.dump_json({"intents": [i for _, i in chunk]}, exclude_none=True)
 
 
 def today_in_shanghai() -> date:
@@ -198,7 +204,7 @@ class Runtime:
         """Append several steps, waiting for the broker once for all of them.
 
         The records of one document travel together, up to ``AUDIT_BATCH`` in one value
-        (see :func:`relay.models.audit_records`), in the order given.
+        and within MAX_BUNDLE_BYTES (see :func:`relay.models.audit_records`), in order.
         """
         by_document: dict[str | None, list[AuditRecord]] = {}
         for r in records:
@@ -207,9 +213,10 @@ class Runtime:
         await self.send_many(
             topics.AUDIT,
             [
-                (doc_id, audit_value(group[i : i + AUDIT_BATCH]))
+                (doc_id, value)
                 for doc_id, group in by_document.items()
                 for i in range(0, len(group), AUDIT_BATCH)
+                for _, value in fit(group[i : i + AUDIT_BATCH], audit_value)
             ],
         )
 
@@ -229,7 +236,9 @@ class Runtime:
         Each intent goes to the partition its partner id hashes to (Kafka's default
         partitioner, as for a keyed record), so a partner's deliveries stay in one
         partition whether they come bundled or, as retries do, one by one. An intent may
-        be a model or its JSON-ready form (:func:`relay.models.first_attempt`).
+        be a model or its JSON-ready form (:func:`relay.models.first_attempt`). A bundle
+        holds up to INTENT_BUNDLE intents, within MAX_BUNDLE_BYTES (retries carry the
+        whole document).
         """
         # Faust's aiokafka driver; its aiokafka producer knows the topic's partitions.
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
@@ -243,16 +252,9 @@ class Runtime:
         futures = []
         for p, group in by_partition.items():
             for k in range(0, len(group), INTENT_BUNDLE):
-                chunk = group[k : k + INTENT_BUNDLE]
-                if len(chunk) == 1:
-                    key: bytes | None = chunk[0][0].encode()
-                    value = INTENT_JSON.dump_json(chunk[0][1], exclude_none=True)
-                else:
-                    key = None
-                    value = INTENT_JSON.dump_json(
-                        {"intents": [i for _, i in chunk]}, exclude_none=True
-                    )
-                futures.append(await channel.send(key=key, value=value, partition=p))
+                for part, value in fit(group[k : k + INTENT_BUNDLE], _intents_value):
+                    key = part[0][0].encode() if len(part) == 1 else None
+                    futures.append(await channel.send(key=key, value=value, partition=p))
         await asyncio.gather(*futures)
 
     async def dead_letter(self, intent: DeliveryIntent, reason: str, detail: str) -> None:
@@ -265,41 +267,37 @@ class Runtime:
         await self.send(topics.DEAD_LETTER, intent.partner_id, dead.model_dump_json().encode())
 
     async def reject(self, err: InvalidEvent, raw: bytes | None, event: EventT[Any] | None) -> None:
-        """Record a refused event in ``relay.rejected`` with its reason; nothing is dropped."""
-        event_id, doc_id = event_hints(raw)
-        text = (raw or b"").decode("utf-8", "replace")
-        if len(text) > RAW_KEEP:
-            text = text[:RAW_KEEP] + "…"
+        """Record a refused event in ``relay.rejected`` with its reason; nothing is dropped.
+
+        Whatever the record holds, the rejection is bounded (see :func:`relay.intake.rejection`).
+        """
         msg = event.message if event is not None else None
-        rejection = Rejection(
-            reason=err.reason,
-            message=err.message,
-            field=err.field,
-            event_id=event_id,
-            document_id=doc_id,
-            source_topic=msg.topic if msg else None,
-            source_partition=msg.partition if msg else None,
-            source_offset=msg.offset if msg else None,
-            raw=text,
-            rejected_at=datetime.now(UTC),
+        key = event.key if event is not None and isinstance(event.key, bytes) else None
+        r = rejection(
+            err,
+            raw,
+            now=datetime.now(UTC),
+            key=key,
+            source=(msg.topic, msg.partition, msg.offset) if msg else None,
         )
-        self.counters[f"rejected.{err.reason}"] += 1
+        self.counters[f"rejected.{r.reason}"] += 1
         log.warning(
             "event_rejected",
-            reason=err.reason,
-            message=err.message,
-            event_id=event_id,
-            document_id=doc_id,
+            reason=r.reason,
+            message=r.message,
+            event_id=r.event_id,
+            document_id=r.document_id,
+            raw_bytes=r.raw_bytes,
         )
-        await self.send(topics.REJECTED, doc_id, rejection.model_dump_json().encode())
+        await self.send(topics.REJECTED, r.document_id, r.model_dump_json().encode())
         await self.audit(
             AuditRecord(
                 kind="event.rejected",
-                at=rejection.rejected_at,
-                event_id=event_id,
-                document_id=doc_id,
-                reason=err.reason,
-                detail=err.message,
+                at=r.rejected_at,
+                event_id=r.event_id,
+                document_id=r.document_id,
+                reason=r.reason,
+                detail=r.message,
             )
         )
 

@@ -131,10 +131,14 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
     from relay import kafka, topics
     from relay.app import today_in_shanghai
     from relay.files import read_events
-    from relay.intake import default_checks, validate_event
+    from relay.intake import default_checks, encode_event, validate_event
+    from relay.models.limits import MAX_FILE_BYTES
 
     if source == "-":
-        events = read_events(None, sys.stdin.read())
+        text = sys.stdin.read(MAX_FILE_BYTES + 1)
+        if len(text) > MAX_FILE_BYTES:
+            raise InvalidInput(f"stdin: more than {MAX_FILE_BYTES:,} characters, the most read")
+        events = read_events(None, text)
     else:
         events = read_events(Path(source))
     today: date = today_in_shanghai()
@@ -143,13 +147,14 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
     for ev in events:
         try:
             if ev.error:
-                raise InvalidEvent("not_json", ev.error)
+                raise InvalidEvent(ev.reason, ev.error)
             event = validate_event(ev.data, today=today, checks=default_checks())
+            value = encode_event(event)
         except InvalidEvent as e:
             rejected += 1
             print(f"rejected {ev.position}: [{e.reason}] {e.message}", file=out)
             continue
-        accepted.append((topics.DOCUMENTS, event.document.id, event.model_dump_json().encode()))
+        accepted.append((topics.DOCUMENTS, event.document.id, value))
         print(
             f"accepted {ev.position}: {event.event_id} {event.type} {event.document.id} "
             f"v{event.document.version}",

@@ -3,6 +3,7 @@
 RelayError
  ├── ConfigError              a RELAY_* setting is missing or malformed
  ├── InvalidInput             bad user input (a file, an argument)
+ │    ├── InvalidJSON         not JSON, or nested too deep (carries a reason code)
  │    ├── InvalidEvent        a document event failed validation (carries a reason code)
  │    └── InvalidPartner      a partner profile failed validation
  ├── UnknownCode              an industry/region/scale/tag code is not in its catalogue
@@ -25,6 +26,15 @@ class ConfigError(RelayError):
 
 class InvalidInput(RelayError):
     """User input could not be accepted; the message says why in one line."""
+
+
+class InvalidJSON(InvalidInput):
+    """Text that is not JSON (``reason`` ``not_json``) or nests too deep (``too_deep``)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 class InvalidEvent(InvalidInput):

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import json
+import codecs
+import re
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from relay.errors import InvalidEvent, UnknownCode
-from relay.models import DocumentEvent, EventType
+from relay.errors import InvalidEvent, InvalidJSON, UnknownCode
+from relay.models import DocumentEvent, EventType, Rejection
+from relay.models.limits import (
+    FIELD_MAX,
+    ID_MAX,
+    MAX_EVENT_BYTES,
+    MESSAGE_MAX,
+    NOT_IN_LINE,
+    RAW_KEEP,
+    read_json,
+)
 
 #: Extra checks run on a parsed event (the code catalogues plug in here).
 Check = Callable[[DocumentEvent], None]
@@ -44,7 +54,7 @@ def describe_validation_error(e: ValidationError) -> tuple[str, str]:
     err = e.errors()[0]
     path = field_path(tuple(err["loc"])) or "(event)"
     value = err.get("input")
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         return path, f"{path}: required field is missing"
     if err["type"] == "extra_forbidden":
@@ -58,21 +68,40 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def too_large(size: int, what: str = "the record") -> InvalidEvent:
+    return InvalidEvent(
+        "too_large",
+        f"{what} is {size:,} bytes; a document event may have at most {MAX_EVENT_BYTES:,}",
+    )
+
+
 def parse_event(raw: bytes | None, *, today: date, checks: tuple[Check, ...] = ()) -> DocumentEvent:
     """Turn one raw record value into a valid event, or raise :class:`InvalidEvent`."""
     if not raw:
         raise InvalidEvent("not_json", "the record has no value")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise too_large(len(raw))
     try:
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidEvent("not_json", f"the record is not UTF-8 text ({e.reason})") from e
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InvalidEvent(
-            "not_json", f"the record is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from e
+        data = read_json(raw)
+    except InvalidJSON as e:
+        raise InvalidEvent(e.reason, f"the record is {e.message}") from e
     return validate_event(data, today=today, checks=checks)
+
+
+def encode_event(event: DocumentEvent) -> bytes:
+    """The event as the relay writes it; :class:`InvalidEvent` ``too_large`` if over the limit.
+
+    Re-serialising adds the defaults of fields left out, so a record just under the limit
+    can come out just over it.
+    """
+    value = event.model_dump_json().encode()
+    if len(value) > MAX_EVENT_BYTES:
+        raise too_large(len(value), "the event, with its defaults filled in,")
+    return value
 
 
 def validate_event(data: Any, *, today: date, checks: tuple[Check, ...] = ()) -> DocumentEvent:
@@ -100,18 +129,83 @@ def validate_event(data: Any, *, today: date, checks: tuple[Check, ...] = ()) ->
     return event
 
 
+#: Where the ids usually are in an event too large to parse (DESIGN §4's order).
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([^"\\]{1,%d})"' % ID_MAX)
+_DOCUMENT_ID = re.compile(rb'"document"\s*:\s*\{\s*"id"\s*:\s*"([^"\\]{1,%d})"' % ID_MAX)
+
+
 def event_hints(raw: bytes | None) -> tuple[str | None, str | None]:
-    """Best-effort (event_id, document_id) of a record that failed validation."""
+    """Best-effort (event_id, document_id) of a record that failed validation.
+
+    Never raises: a hint is kept only if it is a short, printable string.
+    """
+    if not raw:
+        return None, None
+    if len(raw) > MAX_EVENT_BYTES:  # not parsed: look near the start
+        head = raw[:RAW_KEEP]
+        event_id, doc_id = _EVENT_ID.search(head), _DOCUMENT_ID.search(head)
+        return (
+            _hint(event_id.group(1).decode("utf-8", "replace")) if event_id else None,
+            _hint(doc_id.group(1).decode("utf-8", "replace")) if doc_id else None,
+        )
     try:
-        data = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError):
+        data = read_json(raw)
+    except Exception:  # InvalidJSON, or anything a parser may raise on bytes it never saw
         return None, None
     if not isinstance(data, dict):
         return None, None
-    event_id = data.get("event_id")
     doc = data.get("document")
-    doc_id = doc.get("id") if isinstance(doc, dict) else None
-    return (
-        event_id if isinstance(event_id, str) else None,
-        doc_id if isinstance(doc_id, str) else None,
+    return _hint(data.get("event_id")), _hint(doc.get("id") if isinstance(doc, dict) else None)
+
+
+def _hint(value: Any) -> str | None:
+    if not isinstance(value, str) or not 0 < len(value) <= ID_MAX or NOT_IN_LINE.search(value):
+        return None
+    return value
+
+
+def _kept(raw: bytes) -> str:
+    """The first RAW_KEEP bytes as text (bad bytes as U+FFFD), marked "…" when cut."""
+    if len(raw) <= RAW_KEEP:
+        return raw.decode("utf-8", "replace")
+    # Incremental: a character split by the cut is left out, not turned into U+FFFD.
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(raw[:RAW_KEEP]) + "…"
+
+
+def _cut(text: str, limit: int) -> str:
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # no unpaired surrogates
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def rejection(
+    err: InvalidEvent,
+    raw: bytes | None,
+    *,
+    now: datetime,
+    key: bytes | None = None,
+    source: tuple[str, int, int] | None = None,
+) -> Rejection:
+    """The ``relay.rejected`` record of a refused record, whatever the record held.
+
+    Bounded (at most ~0.4 MB as JSON, see RAW_KEEP) and never raising, so a hostile record
+    cannot break the path that records it. ``source`` is (topic, partition, offset); the
+    record's key stands in for the document id when the value gives none.
+    """
+    raw = raw or b""
+    event_id, doc_id = event_hints(raw)
+    if doc_id is None and key:
+        doc_id = _hint(key.decode("utf-8", "replace"))
+    topic, partition, offset = source if source else (None, None, None)
+    return Rejection(
+        reason=_cut(err.reason, FIELD_MAX),
+        message=_cut(err.message, MESSAGE_MAX),
+        field=_cut(err.field, FIELD_MAX) if err.field is not None else None,
+        event_id=event_id,
+        document_id=doc_id,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        raw=_kept(raw),
+        raw_bytes=len(raw),
+        rejected_at=now,
     )

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from relay.models import EmailChannel, Partner, WebhookChannel
-from relay.rendering import MAIL_POLICY, _environment
+from relay.rendering import MAIL_POLICY, _environment, one_line
 
 
 def channel_disabled_email(
@@ -34,7 +34,7 @@ def channel_disabled_email(
         )
     )
     msg = EmailMessage(policy=MAIL_POLICY)
-    msg["Subject"] = f"[政策推送] 推送渠道已停用（{partner.name}）"
+    msg["Subject"] = f"[政策推送] 推送渠道已停用（{one_line(partner.name)}）"
     msg["From"] = mail_from
     msg["To"] = ", ".join(to)
     msg["Date"] = format_datetime(now)

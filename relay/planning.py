@@ -59,10 +59,21 @@ def check_sequence(state: DocumentState | None, event: DocumentEvent) -> bool:
     """Whether ``event`` is a repeat (True); raise :class:`InvalidEvent` if out of sequence."""
     doc = event.document
     if state is None:
+        # Nobody received an original, so there is nothing a revision or repeal refers to.
+        if event.type == EventType.revised:
+            raise InvalidEvent(
+                "unknown_document",
+                f"document {doc.id} was never published through the relay, so no partner "
+                "has a version to revise: publish it as document.published (any version) "
+                "to relay it",
+                field="document.id",
+            )
         if event.type == EventType.repealed:
             raise InvalidEvent(
                 "unknown_document",
-                f"cannot repeal {doc.id}: it was never published through the relay",
+                f"document {doc.id} was never published through the relay, so no partner "
+                "has a version to repeal: nothing needs doing (to relay the document, "
+                "publish it as document.published first)",
                 field="document.id",
             )
         return False

@@ -23,6 +23,7 @@ from relay.models import (
     Notification,
     PlannedDelivery,
 )
+from relay.models.limits import NOT_IN_LINE
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -67,9 +68,13 @@ def _aware(now: datetime) -> datetime:
     return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
 
-def _one_line(text: str) -> str:
-    # Header values may not hold line breaks; titles from upstream systems sometimes do.
-    return " ".join(text.split())
+def one_line(text: str) -> str:
+    """Text fit for a header: no line breaks, control or bidi characters, single spaces.
+
+    Intake refuses such characters in one-line fields; this keeps a record that predates
+    the rule (or was built without validation) from putting them in a header.
+    """
+    return " ".join(NOT_IN_LINE.sub(" ", text).split())
 
 
 def ack_url(base_url: str, delivery_id: str, *, link_secret: LinkSecret = None) -> str:
@@ -88,7 +93,7 @@ def ack_url(base_url: str, delivery_id: str, *, link_secret: LinkSecret = None) 
 
 def subject(document: Document) -> str:
     """``[政策推送] <title>（<doc_number>）`` for every notice type (DESIGN §6)."""
-    return f"{SUBJECT_PREFIX} {_one_line(document.title)}（{_one_line(document.doc_number)}）"
+    return f"{SUBJECT_PREFIX} {one_line(document.title)}（{one_line(document.doc_number)}）"
 
 
 def message_id(delivery_id: str) -> str:

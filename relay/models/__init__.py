@@ -42,6 +42,7 @@ from relay.models.records import (
     delivery_intents,
     first_attempt,
     first_attempt_ref,
+    fit,
 )
 
 __all__ = [
@@ -82,4 +83,5 @@ __all__ = [
     "first_attempt",
     "first_attempt_ref",
     "delivery_intents",
+    "fit",
 ]

@@ -7,7 +7,33 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from relay.models.limits import (
+    CHOICES_MAX,
+    CODE_MAX,
+    CODES_MAX,
+    PARKS_MAX,
+    TAGS_MAX,
+    URL_MAX,
+    VERSION_MAX,
+    Changes,
+    DocNumber,
+    ParkName,
+    Summary,
+    Tag,
+    Title,
+    one_line,
+)
 
 INDUSTRY_CODE = re.compile(r"^(?:[A-T]|[A-T]?\d{2}|[A-T]?\d{3}|[A-T]?\d{4})$")
 REGION_CODE = re.compile(r"^\d{6}(?:\d{3}){0,2}$")
@@ -51,13 +77,6 @@ def _region(code: str) -> str:
     return code
 
 
-def _nonblank(text: str) -> str:
-    text = text.strip()
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
 def _http_url(url: str) -> str:
     url = url.strip()
     if not re.match(r"^https?://[^\s/]+", url):
@@ -65,11 +84,11 @@ def _http_url(url: str) -> str:
     return url
 
 
-IndustryCode = Annotated[str, AfterValidator(_industry)]
-RegionCode = Annotated[str, AfterValidator(_region)]
-Text = Annotated[str, AfterValidator(_nonblank)]
-HttpURL = Annotated[str, AfterValidator(_http_url)]
-Tag = Annotated[str, AfterValidator(_nonblank), Field(max_length=64)]
+IndustryCode = Annotated[str, Field(max_length=CODE_MAX), AfterValidator(_industry)]
+RegionCode = Annotated[str, Field(max_length=CODE_MAX), AfterValidator(_region)]
+HttpURL = Annotated[
+    str, Field(max_length=URL_MAX), AfterValidator(one_line), AfterValidator(_http_url)
+]
 
 
 class Scope(BaseModel):
@@ -77,11 +96,11 @@ class Scope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    audiences: list[Audience] = Field(default_factory=list)
-    industries: list[IndustryCode] = Field(default_factory=list)
-    regions: list[RegionCode] = Field(default_factory=list)
-    parks: list[Text] = Field(default_factory=list)
-    scales: list[Scale] = Field(default_factory=list)
+    audiences: list[Audience] = Field(default_factory=list, max_length=CHOICES_MAX)
+    industries: list[IndustryCode] = Field(default_factory=list, max_length=CODES_MAX)
+    regions: list[RegionCode] = Field(default_factory=list, max_length=CODES_MAX)
+    parks: list[ParkName] = Field(default_factory=list, max_length=PARKS_MAX)
+    scales: list[Scale] = Field(default_factory=list, max_length=CHOICES_MAX)
 
 
 class Document(BaseModel):
@@ -90,21 +109,21 @@ class Document(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=ID_PATTERN)
-    version: int = Field(ge=1)
-    doc_number: Text
-    title: Text
-    issuer: Text
+    version: StrictInt = Field(ge=1, le=VERSION_MAX)
+    doc_number: DocNumber
+    title: Title
+    issuer: Title
     published_on: date
     effective_from: date | None = None
     expires_on: date | None = None
-    normative: bool = False
+    normative: StrictBool = False
     url: HttpURL
     interpretation_url: HttpURL | None = None
-    summary: str = ""
-    tags: list[Tag] = Field(default_factory=list)
+    summary: Summary = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
     scope: Scope = Field(default_factory=Scope)
     #: For revisions: what changed, in a sentence or two, shown to prior recipients.
-    changes: str | None = None
+    changes: Changes | None = None
 
     @model_validator(mode="after")
     def _validity_in_order(self) -> Document:

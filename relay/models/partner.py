@@ -10,9 +10,26 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from relay.models.document import Audience, HttpURL, IndustryCode, RegionCode, Scale, Tag, Text
+from relay.models.document import Audience, HttpURL, IndustryCode, RegionCode, Scale
+from relay.models.limits import (
+    CHANNELS_MAX,
+    CHOICES_MAX,
+    CODES_MAX,
+    EMAIL_MAX,
+    PARKS_MAX,
+    RECIPIENTS_MAX,
+    SECRET_MAX,
+    TAGS_MAX,
+    TOKENS_MAX,
+    Name,
+    ParkName,
+    RelayReason,
+    ShortId,
+    Tag,
+    one_line,
+)
 
 PARTNER_ID = r"^[a-z0-9][a-z0-9._-]{1,63}$"
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -39,8 +56,10 @@ def _whsec(secret: str) -> str:
     return secret
 
 
-EmailAddress = Annotated[str, AfterValidator(_email)]
-WebhookSecret = Annotated[str, AfterValidator(_whsec)]
+EmailAddress = Annotated[
+    str, Field(max_length=EMAIL_MAX), AfterValidator(one_line), AfterValidator(_email)
+]
+WebhookSecret = Annotated[str, Field(max_length=SECRET_MAX), AfterValidator(_whsec)]
 
 
 class DeliveryMode(StrEnum):
@@ -53,10 +72,10 @@ class Coverage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    industries: list[IndustryCode] = Field(default_factory=list)
-    regions: list[RegionCode] = Field(default_factory=list)
-    parks: list[Text] = Field(default_factory=list)
-    scales: list[Scale] = Field(default_factory=list)
+    industries: list[IndustryCode] = Field(default_factory=list, max_length=CODES_MAX)
+    regions: list[RegionCode] = Field(default_factory=list, max_length=CODES_MAX)
+    parks: list[ParkName] = Field(default_factory=list, max_length=PARKS_MAX)
+    scales: list[Scale] = Field(default_factory=list, max_length=CHOICES_MAX)
 
 
 class Interests(BaseModel):
@@ -64,8 +83,8 @@ class Interests(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    tags_any: list[Tag] = Field(default_factory=list)
-    exclude_tags: list[Tag] = Field(default_factory=list)
+    tags_any: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
+    exclude_tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
 
 
 class DeliveryPrefs(BaseModel):
@@ -84,9 +103,9 @@ class EmailChannel(BaseModel):
 
     type: Literal["email"] = "email"
     id: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9._-]{0,63}$")
-    to: list[EmailAddress] = Field(min_length=1, max_length=20)
-    disabled: bool = False
-    disabled_reason: str | None = None
+    to: list[EmailAddress] = Field(min_length=1, max_length=RECIPIENTS_MAX)
+    disabled: StrictBool = False
+    disabled_reason: RelayReason | None = None
 
     @model_validator(mode="after")
     def _default_id(self) -> EmailChannel:
@@ -109,9 +128,9 @@ class WebhookChannel(BaseModel):
     #: After a rotation the old secret keeps signing alongside the new one until this time.
     previous_secret: WebhookSecret | None = Field(default=None, repr=False)
     previous_secret_until: datetime | None = None
-    disabled: bool = False
+    disabled: StrictBool = False
     #: Why the relay disabled it (410 Gone, failing for too long), when it did.
-    disabled_reason: str | None = None
+    disabled_reason: RelayReason | None = None
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets that sign a request now: the current one, plus the old one in overlap."""
@@ -141,14 +160,14 @@ class Partner(BaseModel):
 
     id: str = Field(pattern=PARTNER_ID)
     kind: PartnerKind
-    name: Text
+    name: Name
     coverage: Coverage = Field(default_factory=Coverage)
     interests: Interests = Field(default_factory=Interests)
-    paused: bool = False
+    paused: StrictBool = False
     delivery: DeliveryPrefs = Field(default_factory=DeliveryPrefs)
-    channels: list[Channel] = Field(default_factory=list, max_length=20)
+    channels: list[Channel] = Field(default_factory=list, max_length=CHANNELS_MAX)
     #: SHA-256 hashes of the partner's API tokens (the tokens themselves are never stored).
-    token_hashes: list[str] = Field(default_factory=list, repr=False)
+    token_hashes: list[ShortId] = Field(default_factory=list, repr=False, max_length=TOKENS_MAX)
 
     @model_validator(mode="after")
     def _unique_channel_ids(self) -> Partner:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from relay.models.document import Document
+from relay.models.limits import MAX_BUNDLE_BYTES
 from relay.models.partner import PartnerKind
 
 
@@ -94,7 +96,10 @@ class Rejection(BaseModel):
     source_topic: str | None = None
     source_partition: int | None = None
     source_offset: int | None = None
+    #: The record's value as text, cut after its first RAW_KEEP bytes (marked "…").
     raw: str = ""
+    #: The size of the whole value, in bytes.
+    raw_bytes: int | None = None
     rejected_at: datetime
 
 
@@ -294,11 +299,30 @@ def audit_records(value: bytes) -> list[AuditRecord]:
     return [AuditRecord.model_validate_json(value)]
 
 
-def audit_value(records: list[AuditRecord]) -> bytes:
+def audit_value(records: Sequence[AuditRecord]) -> bytes:
     """One ``relay.audit`` value holding ``records`` (the inverse of :func:`audit_records`)."""
     if len(records) == 1:
         return records[0].model_dump_json().encode()
-    return AuditBatch.model_construct(records=records).model_dump_json().encode()
+    return AuditBatch.model_construct(records=list(records)).model_dump_json().encode()
+
+
+T = TypeVar("T")
+
+
+def fit(
+    items: Sequence[T], encode: Callable[[Sequence[T]], bytes], max_bytes: int = MAX_BUNDLE_BYTES
+) -> list[tuple[Sequence[T], bytes]]:
+    """``items`` as one value, or, when that is over ``max_bytes``, split in halves until
+    each part fits (or holds one item); (part, value) pairs, in order.
+
+    Bundles and batches are bounded by count for speed; this bounds them by size, so
+    25 retries of a large document never make a record the producer refuses.
+    """
+    value = encode(items)
+    if len(value) <= max_bytes or len(items) == 1:
+        return [(items, value)]
+    half = len(items) // 2
+    return fit(items[:half], encode, max_bytes) + fit(items[half:], encode, max_bytes)
 
 
 class IntentBundle(BaseModel):

@@ -95,7 +95,7 @@ def create_api(rt: Runtime) -> FastAPI:
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
-        code = "invalid_json" if errors and errors[0].get("type") == "json_invalid" else None
+        code = "not_json" if errors and errors[0].get("type") == "json_invalid" else None
         return error(422, code or "invalid_request", describe(errors))
 
     @api.exception_handler(StarletteHTTPException)

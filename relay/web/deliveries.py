@@ -6,7 +6,6 @@ the form's POST records, because mail scanners open (GET) every link they see.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -20,12 +19,14 @@ from pydantic import ValidationError
 
 from relay import auth, topics
 from relay.app import Runtime
+from relay.errors import InvalidJSON
 from relay.logs import get_logger
 from relay.models import AuditRecord
+from relay.models.limits import NOTE_MAX, read_json
 from relay.trace import DeliveryTrace
 from relay.web import pages
 from relay.web.errors import ApiError, describe, error, not_found, responses, unauthorized
-from relay.web.schemas import NOTE_MAX, AckIn, AckOut, DeliveryPage
+from relay.web.schemas import AckIn, AckOut, DeliveryPage
 from relay.web.security import Caller, Principal, Rt, bearer, identify, partner_for, token_index
 from relay.web.views import delivery_page
 
@@ -87,11 +88,15 @@ async def read_ack_request(request: Request, query_token: str | None) -> AckRequ
             fields = dict(pairs)
             # An empty number or note box in the form means "not given".
             fields = {k: v for k, v in fields.items() if not (k == "note" and v == "")}
+            # A form sends numbers as text; JSON must send a number (strictly, not "12").
+            count = fields.get("forwarded_to", "").strip()
+            if count.isascii() and count.isdigit() and len(count) <= 9:
+                fields["forwarded_to"] = int(count)
     elif raw.strip():
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            problem = f"body: not JSON ({e})"
+            data = read_json(raw)
+        except InvalidJSON as e:
+            problem = f"body: {e.message}"
         else:
             if isinstance(data, dict):
                 fields = data
@@ -190,6 +195,13 @@ HTML_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 HTML = {"text/html": {"schema": {"type": "string"}}}
+#: A malformed query (a link token over its length) is refused in JSON, even on the page.
+PAGE_QUERY_ERROR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": responses(422)[422]["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+}
 #: A form post (the confirmation page) is answered with a page, errors included.
 ACK_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": HTML},
@@ -246,7 +258,7 @@ async def acknowledge(
 @router.get(
     "/{delivery_id}/ack",
     response_class=HTMLResponse,
-    responses={**HTML_ERRORS, **responses(422)},
+    responses={**HTML_ERRORS, **PAGE_QUERY_ERROR},
     summary="The confirmation page an acknowledgement link opens (records nothing)",
 )
 async def acknowledge_page(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
 from relay import topics
 from relay.app import today_in_shanghai
-from relay.errors import InvalidEvent
-from relay.intake import validate_event
+from relay.errors import InvalidEvent, InvalidJSON
+from relay.intake import encode_event, too_large, validate_event
+from relay.models.limits import MAX_EVENT_BYTES, read_json
 from relay.web.errors import ApiError, not_found, responses
 from relay.web.schemas import DocumentAccepted, DocumentTraceOut, ReplayRequest, ReplayResult
 from relay.web.security import Operator, Rt
@@ -32,26 +32,30 @@ EVENT_BODY = {
     openapi_extra={"requestBody": EVENT_BODY},
     summary="Publish one document event (DESIGN §4), validated like `relay publish`",
     description=(
-        "Refused events get 422 with the reason as the code (`not_json`, `invalid_event`, "
-        "`unknown_code`, `expired`) and the field in the message. Accepted ones are produced "
+        "Refused events get 422 with the reason as the code (`not_json`, `too_deep`, "
+        "`invalid_event`, `unknown_code`, `expired`) and the field in the message; an event "
+        f"over {MAX_EVENT_BYTES:,} bytes gets 413 `too_large`. Accepted ones are produced "
         "to `documents.published` keyed by document id."
     ),
 )
 async def publish(request: Request, rt: Rt, _: Operator) -> DocumentAccepted:
     raw = await request.body()
     try:
+        if len(raw) > MAX_EVENT_BYTES:
+            raise too_large(len(raw), "the body")
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidEvent("not_json", f"the body is not JSON: {e}") from e
+            data = read_json(raw)
+        except InvalidJSON as e:
+            raise InvalidEvent(e.reason, f"the body is {e.message}") from e
         event = validate_event(data, today=today_in_shanghai(), checks=rt.checks)
+        value = encode_event(event)
     except InvalidEvent as e:
         message = e.message
         if e.field and not message.startswith(e.field):
             message = f"{e.field}: {message}"
-        raise ApiError(422, e.reason, message) from e
+        raise ApiError(413 if e.reason == "too_large" else 422, e.reason, message) from e
     doc = event.document
-    partition, offset = await rt.send(topics.DOCUMENTS, doc.id, event.model_dump_json().encode())
+    partition, offset = await rt.send(topics.DOCUMENTS, doc.id, value)
     rt.counters["api.documents.published"] += 1
     return DocumentAccepted(
         event_id=event.event_id,

@@ -148,7 +148,9 @@ async def list_partners(
     rt: Rt,
     _: Operator,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    after: Annotated[str | None, Query(description="only ids after this one (paging)")] = None,
+    after: Annotated[
+        str | None, Query(description="only ids after this one (paging)", max_length=128)
+    ] = None,
 ) -> list[PartnerOut]:
     now = _now()
     ids = sorted(k for k in rt.registry.book.partners if after is None or k > after)

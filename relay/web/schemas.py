@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from relay.delivery.base import OutcomeStatus
 from relay.models import (
@@ -19,12 +19,20 @@ from relay.models import (
     Partner,
     WebhookChannel,
 )
-from relay.models.document import HttpURL, Text
+from relay.models.document import HttpURL
+from relay.models.limits import (
+    CHANNELS_MAX,
+    DELIVERY_IDS_MAX,
+    FORWARDED_TO_MAX,
+    ID_MAX,
+    RECIPIENTS_MAX,
+    Name,
+    Note,
+    ShortId,
+)
 from relay.models.partner import PARTNER_ID, EmailAddress, PartnerKind, WebhookSecret
 
 CHANNEL_ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-#: Longest note a partner may attach to an acknowledgement.
-NOTE_MAX = 2000
 
 
 class Strict(BaseModel):
@@ -53,7 +61,7 @@ class ErrorBody(BaseModel):
 class EmailChannelIn(Strict):
     type: Literal["email"]
     id: str | None = Field(default=None, pattern=CHANNEL_ID, description="default: derived")
-    to: list[EmailAddress] = Field(min_length=1, max_length=20)
+    to: list[EmailAddress] = Field(min_length=1, max_length=RECIPIENTS_MAX)
 
 
 class WebhookChannelIn(Strict):
@@ -71,9 +79,9 @@ ChannelIn = Annotated[EmailChannelIn | WebhookChannelIn, Field(discriminator="ty
 class ChannelUpdate(Strict):
     """A change to a channel; what is left out stays. Secrets change only by rotation."""
 
-    to: list[EmailAddress] | None = Field(default=None, min_length=1, max_length=20)
+    to: list[EmailAddress] | None = Field(default=None, min_length=1, max_length=RECIPIENTS_MAX)
     url: HttpURL | None = None
-    disabled: bool | None = Field(
+    disabled: StrictBool | None = Field(
         default=None, description="false re-enables a channel the relay disabled"
     )
 
@@ -152,21 +160,21 @@ class ChannelTestResult(BaseModel):
 class PartnerCreate(Strict):
     id: str = Field(pattern=PARTNER_ID)
     kind: PartnerKind
-    name: Text
+    name: Name
     coverage: Coverage = Field(default_factory=Coverage)
     interests: Interests = Field(default_factory=Interests)
-    paused: bool = False
+    paused: StrictBool = False
     delivery: DeliveryPrefs = Field(default_factory=DeliveryPrefs)
-    channels: list[ChannelIn] = Field(default_factory=list, max_length=20)
+    channels: list[ChannelIn] = Field(default_factory=list, max_length=CHANNELS_MAX)
 
 
 class PartnerUpdate(Strict):
     """A change to a profile; what is left out stays. Channels live under /channels."""
 
-    name: Text | None = None
+    name: Name | None = None
     coverage: Coverage | None = None
     interests: Interests | None = None
-    paused: bool | None = None
+    paused: StrictBool | None = None
     delivery: DeliveryPrefs | None = None
 
 
@@ -278,14 +286,16 @@ class DeliveryPage(BaseModel):
 
 
 class AckIn(Strict):
-    forwarded_to: int = Field(ge=0, le=10_000_000, description="enterprises the notice reached")
-    note: str | None = Field(default=None, max_length=NOTE_MAX)
+    forwarded_to: StrictInt = Field(
+        ge=0, le=FORWARDED_TO_MAX, description="enterprises the notice reached"
+    )
+    note: Note | None = None
 
 
 class AckForm(AckIn):
     """The confirmation page's form: the fields, plus the link token."""
 
-    t: str | None = Field(default=None, description="the link token", max_length=128)
+    t: str | None = Field(default=None, description="the link token", max_length=ID_MAX)
 
 
 # ------------------------------------------------------------------ documents
@@ -346,12 +356,12 @@ class DocumentTraceOut(BaseModel):
 class ReplayRequest(Strict):
     """Which dead letters to re-queue; every given criterion must hold."""
 
-    delivery_ids: list[str] | None = Field(default=None, max_length=10_000)
-    partner_id: str | None = None
-    document_id: str | None = None
+    delivery_ids: list[ShortId] | None = Field(default=None, max_length=DELIVERY_IDS_MAX)
+    partner_id: ShortId | None = None
+    document_id: ShortId | None = None
     since: AwareDatetime | None = Field(default=None, description="died at or after")
     until: AwareDatetime | None = Field(default=None, description="died at or before")
-    all: bool = Field(default=False, description="true to replay every dead letter")
+    all: StrictBool = Field(default=False, description="true to replay every dead letter")
 
 
 class ReplayResult(BaseModel):

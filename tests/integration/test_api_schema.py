@@ -1,11 +1,15 @@
 """Property-based run of /openapi.json with schemathesis: no 5xx, every answer as documented.
 
-It gets a worker and broker of its own: the partners and documents it invents at random must
-not reach the other tests' receivers.
+Valid requests (positive) and requests that break the schema on purpose (negative: wrong
+types, lengths over the limits, missing fields) against every operation, with a fixed seed
+so CI runs the same cases each time (RELAY_FUZZ_SEED and RELAY_FUZZ_EXAMPLES change the seed
+and the budget). It gets a worker and broker of its own: the partners and documents it
+invents at random must not reach the other tests' receivers.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -15,8 +19,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
@@ -45,6 +50,9 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+SEED = int(os.environ.get("RELAY_FUZZ_SEED", "20261126"))
+#: Cases per operation: positive, negative.
+EXAMPLES = int(os.environ.get("RELAY_FUZZ_EXAMPLES", "60"))
 
 
 @dataclass
@@ -85,31 +93,52 @@ def aim(case: schemathesis.Case, data: st.DataObject, partners: list[Partner]) -
 
 
 def checker(
-    operation: APIOperation, partners: list[Partner], seen: Counter[int]
+    operation: APIOperation,
+    partners: list[Partner],
+    seen: Counter[int],
+    mode: GenerationMode = GenerationMode.POSITIVE,
 ) -> Callable[[], None]:
-    @given(case=operation.as_strategy(), data=st.data())
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    positive = mode is GenerationMode.POSITIVE
+
+    @seed(SEED)
+    @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
+    @settings(
+        max_examples=EXAMPLES if positive else EXAMPLES * 2 // 3,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
     def check(case: schemathesis.Case, data: st.DataObject) -> None:
-        aim(case, data, partners)
+        if positive:
+            aim(case, data, partners)
         response = case.call_and_validate(headers=AUTH, checks=CHECKS)
         seen[response.status_code] += 1
 
     return check
 
 
-def test_every_operation_answers_as_documented(fuzzed: Fuzzed) -> None:
+def run_all(fuzzed: Fuzzed, mode: GenerationMode) -> dict[str, Counter[int]]:
+    """Every operation of the schema, in ``mode``; the statuses each answered."""
     schema = schemathesis.openapi.from_url(f"{fuzzed.stack.web_url}/openapi.json")
     # One test over every operation: schemathesis' lazy pytest loader does not run on pytest 9.
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20
     statuses: dict[str, Counter[int]] = {}
     for operation in operations:
-        check = checker(operation, fuzzed.partners, statuses.setdefault(operation.label, Counter()))
+        inputs = (operation.path_parameters, operation.query, operation.headers, operation.body)
+        if mode is GenerationMode.NEGATIVE and not any(len(i) for i in inputs):
+            continue  # nothing to break (GET /healthz)
+        seen = statuses.setdefault(operation.label, Counter())
         try:
-            check()
+            checker(operation, fuzzed.partners, seen, mode)()
         except Exception as e:
-            e.add_note(f"operation: {operation.label}")
+            e.add_note(f"operation: {operation.label} ({mode.value})")
             raise
+    return statuses
+
+
+def test_every_operation_answers_as_documented(fuzzed: Fuzzed) -> None:
+    statuses = run_all(fuzzed, GenerationMode.POSITIVE)
     # The run reached past authentication and validation: valid requests succeeded too.
     for label, status in [
         ("POST /api/v1/partners", 201),
@@ -123,3 +152,14 @@ def test_every_operation_answers_as_documented(fuzzed: Fuzzed) -> None:
         ("POST /api/v1/dead-letters/replay", 200),
     ]:
         assert statuses[label][status] > 0, (label, dict(statuses[label]))
+
+
+def test_requests_that_break_the_schema_get_a_documented_4xx_never_a_5xx(fuzzed: Fuzzed) -> None:
+    statuses = run_all(fuzzed, GenerationMode.NEGATIVE)
+    # Validation answered, not only authentication: bodies reached it and were refused.
+    for label in (
+        "POST /api/v1/partners",
+        "POST /api/v1/documents",
+        "PUT /api/v1/partners/{partner_id}",
+    ):
+        assert statuses[label][422] > 0, (label, dict(statuses[label]))

@@ -174,3 +174,28 @@ async def test_revision_reaches_everyone_who_got_the_original(relay: RelayUnderT
     }
     relayed_ids = {h.webhook_id for h in hooks if h.payload["type"] == "policy.relayed"}
     assert relayed_ids.isdisjoint({h.webhook_id for h in revisions})
+
+
+async def test_a_revision_of_a_document_never_published_is_rejected_like_its_repeal(
+    relay: RelayUnderTest,
+) -> None:
+    revised_id, repealed_id = (f"TEST-NEVER-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    revised = renamed(sample_event("05-ic-industry-support-revised.json"), revised_id)
+    repealed = renamed(sample_event("02-ic-industry-support.json"), repealed_id)
+    repealed["type"] = "document.repealed"
+    await relay.publish_events(revised, repealed)
+    progress = await relay.settle([revised["event_id"], repealed["event_id"]])
+
+    for ev in (revised, repealed):
+        doc_id = ev["document"]["id"]
+        audit = progress.trails[ev["event_id"]].rejected
+        assert audit is not None and audit.reason == "unknown_document"
+        (r,) = [r for r in await relay.rejections() if r.get("document_id") == doc_id]
+        assert (r["reason"], r["field"], r["event_id"]) == (
+            "unknown_document",
+            "document.id",
+            ev["event_id"],
+        )
+        assert f"{doc_id} was never published through the relay" in r["message"]
+        assert "publish it as document.published" in r["message"]
+        assert hooks_for(relay, doc_id) == []

@@ -93,10 +93,16 @@ def test_paused_prior_recipient_receives_nothing() -> None:
     assert result.notifications == []
 
 
-def test_repeal_of_unknown_document_is_refused() -> None:
+@pytest.mark.parametrize("kind", ["document.revised", "document.repealed"])
+def test_revision_or_repeal_of_a_document_never_published_is_refused(kind: str) -> None:
+    # Nobody received an original, so there is nothing either could refer to; both say
+    # what the operator can do.
     with pytest.raises(InvalidEvent) as info:
-        plan(event_model(type="document.repealed"), None, [partner("pa")])
+        plan(event_model(type=kind, version=2, changes="改"), None, [partner("pa")])
     assert info.value.reason == "unknown_document"
+    assert info.value.field == "document.id"
+    assert "DOC-1 was never published through the relay" in info.value.message
+    assert "publish it as document.published" in info.value.message
 
 
 def test_nothing_follows_a_repeal() -> None:

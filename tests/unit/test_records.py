@@ -21,7 +21,9 @@ from relay.models import (
     delivery_intents,
     first_attempt,
     first_attempt_ref,
+    fit,
 )
+from relay.models.limits import MAX_BUNDLE_BYTES
 from tests.unit.factories import make_document, make_notification
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -144,3 +146,19 @@ def test_first_attempts_serialise_as_the_models_would(
     assert bundle == IntentBundle(intents=expected).model_dump_json(exclude_none=True).encode()
     assert delivery_intents(bundle) == expected
     assert delivery_intents(INTENT_JSON.dump_json(fast[0], exclude_none=True)) == expected[:1]
+
+
+def test_a_batch_over_the_size_bound_is_split_in_order_and_each_part_reads_back() -> None:
+    records = [
+        AuditRecord(kind="notification.planned", at=T0, document_id="D", detail=str(i) * 40_000)
+        for i in range(25)
+    ]
+    parts = fit(records, audit_value)
+    assert len(parts) > 1
+    assert all(len(value) <= MAX_BUNDLE_BYTES for _, value in parts)
+    assert [r for _, value in parts for r in audit_records(value)] == records
+    assert [r for part, _ in parts for r in part] == records
+    # Small batches stay whole; a lone item too large is still written, alone.
+    assert fit(records[:3], audit_value) == [(records[:3], audit_value(records[:3]))]
+    (lone,) = fit(records[:1], audit_value, max_bytes=10)
+    assert lone == (records[:1], audit_value(records[:1]))

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from relay import rendering
 from relay.models import NoticeType
+from relay.models.limits import NOT_IN_LINE
 from tests.unit.factories import DOC_NUMBER, NOW, TITLE, make_notification
 
 BASE_URL = "https://relay.example.gov.cn/"
@@ -111,12 +112,33 @@ def test_long_subject_folds_on_character_boundaries_and_decodes_whole() -> None:
     assert parse(msg)["Subject"] == f"[政策推送] {title}（{DOC_NUMBER}）"
 
 
-def test_line_breaks_in_a_title_cannot_inject_headers() -> None:
-    msg, _ = build(title="第一行\r\nBcc: victim@example.org")
+def build_unchecked(**doc_changes: Any) -> EmailMessage:
+    """An email of a document that skipped validation, like a record older than its rules."""
+    notification, delivery, channel = make_notification()
+    document = notification.document.model_copy(update=doc_changes)
+    notification = notification.model_copy(update={"document": document})
+    return rendering.build_email(
+        notification, delivery, channel, why=WHY, mail_from=MAIL_FROM, base_url=BASE_URL, now=NOW
+    )
 
-    parsed = parse(msg)
+
+def test_a_title_with_line_breaks_is_refused_and_could_not_inject_headers() -> None:
+    with pytest.raises(ValidationError, match="line break"):
+        make_notification(title="第一行\r\nBcc: victim@example.org")
+    parsed = parse(build_unchecked(title="第一行\r\nBcc: victim@example.org"))
     assert parsed["Bcc"] is None
     assert parsed["Subject"] == f"[政策推送] 第一行 Bcc: victim@example.org（{DOC_NUMBER}）"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x85", "\u202e", "\u2066"])
+def test_no_control_or_bidi_character_reaches_a_subject(char: str) -> None:
+    with pytest.raises(ValidationError):
+        make_notification(title=f"关于{char}通知")
+    msg = build_unchecked(title=f"关于{char}通知", doc_number=f"徐府{char}1号")
+    raw = msg.as_bytes()
+    subject = parse(msg)["Subject"]
+    assert subject == "[政策推送] 关于 通知（徐府 1号）"
+    assert char not in subject and char.encode() not in raw.split(b"\r\n\r\n", 1)[0]
 
 
 # ------------------------------------------------------------------ email: content
@@ -244,7 +266,7 @@ def test_html_has_no_remote_resources() -> None:
         alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
         min_size=1,
         max_size=80,
-    ).filter(str.strip)
+    ).filter(lambda t: t.strip() and not NOT_IN_LINE.search(t))  # titles intake accepts
 )
 def test_any_title_round_trips_through_the_subject(title: str) -> None:
     msg, _ = build(title=title)
