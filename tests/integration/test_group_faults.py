@@ -39,7 +39,12 @@ from tests.integration.test_faults import (
     start_fanout,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.asyncio(loop_scope="session"),
+    # Three kill rounds, or a 30 s session and the net's 46 s grace: minutes, not seconds.
+    pytest.mark.timeout(420),
+]
 
 #: Seconds between a kill and the restart, round by round: the successor joins while the
 #: dead member is still in the group (the case that orphaned partitions), about when its
