@@ -19,7 +19,7 @@ from yarl import URL
 
 from relay.delivery.base import Outcome, OutcomeStatus
 from relay.delivery.http import ConnectError, HTTPClient, HTTPError
-from relay.delivery.safety import AddressRefused, SafeResolver, literal_refusal
+from relay.delivery.safety import AddressRefused, SafeResolver, address_refusal, literal_refusal
 from relay.signing import webhook_headers
 
 DEFAULT_TIMEOUT = 15.0
@@ -167,6 +167,8 @@ class WebhookSender:
             resolver=self._resolver,
             ssl_context=self._ssl_context,
             max_reply=MAX_REPLY_BYTES,
+            # The guard's last word: the address each connection actually reached.
+            refuse=None if self.allow_private else address_refusal,
         )
 
     async def close(self) -> None:
