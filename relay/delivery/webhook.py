@@ -19,7 +19,14 @@ from yarl import URL
 
 from relay.delivery.base import Outcome, OutcomeStatus
 from relay.delivery.http import ConnectError, HTTPClient, HTTPError
-from relay.delivery.safety import AddressRefused, SafeResolver, address_refusal, literal_refusal
+from relay.delivery.safety import (
+    AddressRefused,
+    SafeResolver,
+    address_refusal,
+    delivery_refusal,
+    webhook_target,
+)
+from relay.errors import UnsafeWebhookURL
 from relay.signing import webhook_headers
 
 DEFAULT_TIMEOUT = 15.0
@@ -54,11 +61,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 @lru_cache(maxsize=65_536)
 def _parse_url(url: str) -> URL:
-    """A webhook URL, parsed once per distinct URL (a fan-out repeats them)."""
-    target = URL(url)
-    if target.scheme not in ("http", "https") or not target.host:
-        raise ValueError("not an absolute http(s) URL")
-    return target
+    """A webhook URL parsed as the SSRF check parses it, once per distinct URL (a fan-out
+    repeats them)."""
+    return webhook_target(url)
 
 
 def _snippet(raw: bytes) -> str:
@@ -212,11 +217,11 @@ class WebhookSender:
         """Deliver one signed payload; ``delivery_id`` is the ``webhook-id``."""
         try:
             target = _parse_url(url)
-        except ValueError as e:
+        except UnsafeWebhookURL as e:
             return Outcome(OutcomeStatus.failed, f"invalid webhook URL: {e}")
         if not self.allow_private:
-            # Literal IPs never reach the resolver, so they are checked here.
-            refusal = literal_refusal(target.host or "")
+            # The same judgement as at registration (check_url), on the same parse.
+            refusal = delivery_refusal(target)
             if refusal is not None:
                 return Outcome(OutcomeStatus.failed, refusal)
         timestamp = int(time.time()) if now is None else now
