@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from relay.delivery.base import Outcome, OutcomeStatus
+from relay.delivery.base import MAX_RETRY_AFTER, Outcome, OutcomeStatus
 from relay.delivery.http import ConnectError, HTTPClient, HTTPError
 from relay.delivery.safety import (
     AddressRefused,
@@ -40,23 +40,26 @@ SNIPPET_CHARS = 200
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None."""
+    """Seconds to wait from a ``Retry-After`` value, at most ``MAX_RETRY_AFTER``; None if
+    there is none or it is neither form of RFC 9110 §10.2.3.
+
+    delay-seconds are ASCII digits only (no sign, fraction, exponent, ``inf``); an HTTP-date
+    in the past means now (0), one further than a day away means a day.
+    """
     if not value:
         return None
     value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 else None
+    if value.isascii() and value.isdigit():
+        # More than 6 digits is over a day anyway (and int() refuses over 4,300 digits).
+        return MAX_RETRY_AFTER if len(value) > 6 else min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 @lru_cache(maxsize=65_536)
@@ -249,7 +252,7 @@ class WebhookSender:
             reply = await self._client.post(target, body, headers, timeout=self.timeout)
         except TimeoutError:
             detail = f"timeout: no complete reply within {self.timeout:g} s"
-            return self._retry(detail, started)
+            return self._retry(detail, started, timed_out=True)
         except AddressRefused as e:
             return Outcome(OutcomeStatus.failed, str(e))
         except ConnectError as e:
@@ -262,6 +265,6 @@ class WebhookSender:
         return classify(reply.status, reply.headers, reply.body, elapsed)
 
     @staticmethod
-    def _retry(detail: str, started: float) -> Outcome:
+    def _retry(detail: str, started: float, *, timed_out: bool = False) -> Outcome:
         elapsed = (time.perf_counter() - started) * 1000
-        return Outcome(OutcomeStatus.retry, detail, latency_ms=elapsed)
+        return Outcome(OutcomeStatus.retry, detail, latency_ms=elapsed, timed_out=timed_out)
