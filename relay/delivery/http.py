@@ -19,7 +19,7 @@ needs, on a plain :class:`asyncio.Protocol`; the risky bytes go to kept librarie
   at most ``MAX_FRAMING_BYTES`` of chunk framing and trailers read besides; a reply that runs
   longer is cut there (status and headers intact) and its connection closed, never reused;
 - connections kept alive per (scheme, host, port), reused most-recent-first, closed after
-  ``keepalive`` seconds idle. An idle connection is reused only when a peek at its socket
+  ``keepalive`` seconds idle. An idle connection is reused only when a poll of its socket
   shows the server has not closed it. A request, once written, is never written again:
   ``POST`` is not idempotent (RFC 9110 §9.2.2) and the server may have acted on it, so a
   reply that does not come is the caller's error to retry on its own schedule (the
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import select
 import socket
 import ssl
 from collections import deque
@@ -108,8 +109,10 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         self._loop = loop
         self._max_reply = max_reply
-        #: The connected socket, to peek whether the server closed it while idle.
-        self._sock = sock
+        #: Polls the socket: whether the server closed it while idle (poll(0) raises no
+        #: exception when there is nothing to read, as a non-blocking recv would).
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = False
@@ -261,19 +264,12 @@ class _Connection(asyncio.Protocol):
             self.close()  # mid-exchange: never reusable
 
     def open_while_idle(self) -> bool:
-        """Whether the server left this idle connection open: a peek, nothing consumed.
+        """Whether the server left this idle connection open and quiet.
 
-        The loop may not have read the server's FIN yet; the socket has.
+        The loop may not have read the server's FIN yet; the socket has. Anything readable
+        on an idle connection (the end of it, a reset, bytes nobody asked for) means no.
         """
-        if self.closed:
-            return False
-        try:
-            self._sock.recv(1, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            return True  # nothing to read: open and quiet
-        except OSError:
-            return False
-        return False  # b"" (closed) or bytes nobody asked for
+        return not self.closed and not self._poll.poll(0)
 
     def close(self) -> None:
         self.closed = True

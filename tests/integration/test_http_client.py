@@ -224,14 +224,16 @@ def thread_server(reply: bytes) -> Iterator[tuple[int, list[bytes]]]:
     """A server on its own thread: each connection gets one request read, ``reply``, and is
     closed at once, whatever the client's event loop is doing."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)  # so the thread sees ``stop`` soon
     requests: list[bytes] = []
+    stop = threading.Event()
 
     def serve() -> None:
-        while True:
+        while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return
+            except TimeoutError:
+                continue
             with conn:
                 data = b""
                 while b"\r\n\r\n" not in data or not data.endswith(BODY):
@@ -247,13 +249,14 @@ def thread_server(reply: bytes) -> Iterator[tuple[int, list[bytes]]]:
     try:
         yield listener.getsockname()[1], requests
     finally:
-        listener.close()
+        stop.set()
         thread.join(5)
+        listener.close()
 
 
 async def test_an_idle_connection_closed_before_the_loop_noticed_is_not_written_to() -> None:
     # The server's FIN reaches the socket while the event loop is blocked, so the client
-    # still holds the connection as open; a peek at the socket finds it closed before a
+    # still holds the connection as open; a poll of the socket finds it closed before a
     # byte is written, and the request goes out once, on a new connection.
     with thread_server(ok(b"fine")) as (port, requests):
         async with client() as c:
