@@ -40,7 +40,6 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from ipaddress import ip_address
 
@@ -86,12 +85,30 @@ class BadReply(HTTPError):
     """The server's reply is not HTTP/1.x as llhttp reads it, or breaks a limit."""
 
 
-@dataclass(slots=True)
 class Reply:
-    status: int
-    headers: CIMultiDictProxy[str]
-    #: At most ``max_reply`` bytes of the body.
-    body: bytes
+    """A reply: its status, its headers and at most ``max_reply`` bytes of its body.
+
+    The headers are decoded on first use: a webhook's reply is 2xx nearly always, and
+    nobody reads a 2xx's headers.
+    """
+
+    __slots__ = ("status", "body", "_raw", "_headers")
+
+    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.body = body
+        self._raw = raw_headers
+        self._headers: CIMultiDictProxy[str] | None = None
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        if self._headers is None:
+            decoded = [(n.decode("latin-1"), v.decode("latin-1").strip()) for n, v in self._raw]
+            self._headers = CIMultiDictProxy(CIMultiDict(decoded))
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"Reply(status={self.status}, headers={self.headers!r}, body={self.body!r})"
 
 
 class _PastTheEnd(Exception):
@@ -280,10 +297,7 @@ class _Connection(asyncio.Protocol):
     # -- the reply
 
     def _make_reply(self) -> Reply:
-        headers = CIMultiDict(
-            [(n.decode("latin-1"), v.decode("latin-1").strip()) for n, v in self._pairs]
-        )
-        return Reply(self._status, CIMultiDictProxy(headers), bytes(self._body))
+        return Reply(self._status, self._pairs, bytes(self._body))
 
     def _ends_with_connection(self) -> bool:
         """Whether this reply's body runs to the end of the connection (RFC 9112 §6.3)."""

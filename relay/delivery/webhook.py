@@ -262,6 +262,10 @@ class WebhookSender:
         except OSError as e:
             return self._retry(f"network error: {e}", started)
         elapsed = (time.perf_counter() - started) * 1000
+        if 200 <= reply.status < 300:  # as classify says, without decoding headers unread
+            return Outcome(
+                OutcomeStatus.delivered, f"HTTP {reply.status}", reply.status, None, elapsed
+            )
         return classify(reply.status, reply.headers, reply.body, elapsed)
 
     @staticmethod
