@@ -57,7 +57,7 @@ from relay.signing import new_secret, webhook_headers  # noqa: E402
 
 RECEIVER = ROOT / "bench" / "_receiver.py"
 BODY = b'{"type":"policy.relayed","data":"' + b"x" * 2300 + b'"}'
-HEADING = "## HTTP client: hand parser vs httptools (bench/http_client.py)"
+HEADING = "## HTTP client alone: hand parser vs httptools (bench/http_client.py)"
 
 Post = Callable[[str, bytes, dict[str, str]], Awaitable[int]]
 
