@@ -11,7 +11,7 @@ machine than the other. The earlier client is ``relay/delivery/http.py`` as it w
 ``--baseline``, read with ``git show`` and loaded as a module of its own. aiohttp's client
 runs the same loop for reference.
 
-Each repetition posts ``--requests`` bodies of 2,336 bytes (the size of the relay's webhook
+Each repetition posts ``--requests`` bodies of 2,335 bytes (about the size of the relay's webhook
 body) with ``--concurrency`` in flight (the relay's ``DEFAULT_LIMIT_PER_HOST``) over
 kept-alive connections, the signed headers made once beforehand, and counts this process's
 CPU time (user + system, ``getrusage``): the client, its event loop and nothing else.
