@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from relay.delivery.base import Outcome, OutcomeStatus
+from relay.delivery.base import MAX_RETRY_AFTER, Outcome, OutcomeStatus
 from relay.models import DeliveryStatus
 
 #: ±20 % on every delay, so a thousand deliveries that failed together do not return together.
@@ -27,16 +28,19 @@ class RetryPolicy:
             return None
         base = self.schedule[attempt - 1]
         wait = base * rng.uniform(1 - self.jitter, 1 + self.jitter)
-        if outcome.retry_after is not None:
-            wait = max(wait, outcome.retry_after)
+        after = outcome.retry_after
+        if after is not None and not math.isnan(after):
+            # Bounded whoever built the outcome: a datetime cannot hold now + 1e12 s.
+            wait = max(wait, min(after, MAX_RETRY_AFTER))
         if slow_down(outcome):
             wait = max(wait, self.floor)
         return wait
 
 
 def slow_down(outcome: Outcome) -> bool:
-    """The receiver is overloaded (429) or too slow (timeout): back off at least the floor."""
-    return outcome.http_status == 429 or outcome.detail.startswith("timeout")
+    """The receiver is overloaded (429) or too slow (a timeout, HTTP or SMTP): back off at
+    least the floor."""
+    return outcome.http_status == 429 or outcome.timed_out
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ from email.message import EmailMessage
 from enum import StrEnum
 from typing import Protocol
 
+#: The longest wait a receiver's ``Retry-After`` can ask for (one day): beyond it, one day.
+MAX_RETRY_AFTER = 86_400.0
+
 
 class OutcomeStatus(StrEnum):
     delivered = "delivered"
@@ -26,11 +29,15 @@ class Outcome:
     status: OutcomeStatus
     detail: str
     http_status: int | None = None
-    #: Seconds the receiver asked us to wait (``Retry-After``), if it said.
+    #: Seconds the receiver asked us to wait (``Retry-After``), if it said; at most
+    #: ``MAX_RETRY_AFTER``.
     retry_after: float | None = None
     latency_ms: float = 0.0
     #: The SMTP reply code, for email attempts that got one.
     smtp_code: int | None = None
+    #: The attempt ran out of time (no complete HTTP reply, no SMTP answer): the receiver
+    #: is slow, so the next attempt waits at least the retry floor, as after a 429.
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:

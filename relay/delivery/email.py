@@ -97,9 +97,11 @@ class EmailSender:
         async with self._lock:
             started = time.perf_counter()
 
-            def outcome(status: OutcomeStatus, detail: str, code: int | None = None) -> Outcome:
+            def outcome(
+                status: OutcomeStatus, detail: str, code: int | None = None, *, late: bool = False
+            ) -> Outcome:
                 elapsed = (time.perf_counter() - started) * 1000
-                return Outcome(status, detail, latency_ms=elapsed, smtp_code=code)
+                return Outcome(status, detail, latency_ms=elapsed, smtp_code=code, timed_out=late)
 
             try:
                 refused, reply = await self._send_once(message)
@@ -119,7 +121,7 @@ class EmailSender:
                 return outcome(OutcomeStatus.retry, f"SMTP {e.code} {e.message}", e.code)
             except aiosmtplib.SMTPTimeoutError as e:
                 await self._drop()
-                return outcome(OutcomeStatus.retry, f"SMTP timeout: {e}")
+                return outcome(OutcomeStatus.retry, f"SMTP timeout: {e}", late=True)
             except aiosmtplib.SMTPNotSupported as e:
                 await self._drop()
                 return outcome(OutcomeStatus.failed, f"SMTP server cannot take it: {e}")

@@ -4,40 +4,64 @@ Why not aiohttp's client: a fan-out is thousands of small POSTs to few hosts, an
 client spends about 0.1 ms of CPU on each (cookie jar, tracing hooks, redirects, proxies,
 streaming bodies), three times what this one needs (measured in ``docs/benchmarks.md``),
 and a worker is CPU-bound on exactly that. This client does only what a webhook sender
-needs, and does it on a plain :class:`asyncio.Protocol`:
+needs, on a plain :class:`asyncio.Protocol`; the risky bytes go to kept libraries:
 
 - ``POST`` with a complete body; no redirects (the reply is returned as it is), no proxies,
   no cookies;
-- replies framed by ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the
-  connection (RFC 9112 §6.3); 1xx interim replies skipped; at most ``max_reply`` bytes of
-  a body kept, and a connection whose reply was longer is closed, never reused;
-- connections kept alive per (scheme, host, port) and reused most-recent-first, closed
-  after ``keepalive`` seconds idle; a request on a reused connection that the server had
-  closed meanwhile is sent again once on a new one (same bytes, so the same webhook-id);
-- names resolved by an aiohttp resolver (the SSRF guard wraps it), then the connection is
-  made to those addresses, in order, and to nothing else; TLS verified by default.
+- replies parsed by llhttp (``httptools``, as uvicorn uses) in its strict mode: framed by
+  ``Content-Length``, ``Transfer-Encoding: chunked`` or the end of the connection (RFC 9112
+  §6.3). Whatever llhttp refuses is a :class:`BadReply` at once: a line ended by a bare LF,
+  a chunk size that is not plain hex, a ``Content-Length`` that is not plain digits, two
+  lengths, obsolete line folding. So is a status outside 100–599 (RFC 9110 §15) and a 101
+  (we never ask to switch protocols); other 1xx interim replies are skipped;
+- bounded: the head (status line and headers, interim replies included) at most
+  ``MAX_HEAD_BYTES``, else :class:`BadReply`; at most ``max_reply`` bytes of a body kept, and
+  at most ``MAX_FRAMING_BYTES`` of chunk framing and trailers read besides; a reply that runs
+  longer is cut there (status and headers intact) and its connection closed, never reused;
+- connections kept alive per (scheme, host, port), reused most-recent-first, closed after
+  ``keepalive`` seconds idle. An idle connection is reused only when a poll of its socket
+  shows the server has not closed it. A request, once written, is never written again:
+  ``POST`` is not idempotent (RFC 9110 §9.2.2) and the server may have acted on it, so a
+  reply that does not come is the caller's error to retry on its own schedule (the
+  webhook-id stays the same, so the receiver can tell a repeat);
+- names resolved by the given resolver (the SSRF guard wraps it); connections made to those
+  addresses only, by Happy Eyeballs (``aiohappyeyeballs``, RFC 8305: each next address is
+  tried ``happy_eyeballs_delay`` after the previous one, which keeps trying), so an address
+  that swallows packets costs 250 ms, not the whole timeout. ``refuse`` judges the address
+  actually connected to before a byte is sent. TLS verified by default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import select
 import socket
 import ssl
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import cache, lru_cache
+from ipaddress import ip_address
 
+import aiohappyeyeballs
+import httptools
 from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from relay.delivery.safety import AddressRefused
+from relay.delivery.safety import AddressRefused, IPAddress
 
-#: Longest status line plus headers accepted in a reply.
+#: Longest head accepted: status line plus headers, interim replies included.
 MAX_HEAD_BYTES = 64 * 1024
+#: Most bytes of chunk framing (size lines, extensions) and trailers read besides the body.
+MAX_FRAMING_BYTES = 64 * 1024
 #: Seconds an idle kept-alive connection is kept (aiohttp's default too).
 KEEPALIVE = 15.0
+#: Seconds before the next address is tried while the others still try (RFC 8305 §5).
+HAPPY_EYEBALLS_DELAY = 0.25
+
+#: Why an address may not be connected to, or None when it may (``safety.address_refusal``).
+Refuse = Callable[[IPAddress], str | None]
 
 
 class HTTPError(Exception):
@@ -58,43 +82,75 @@ class Disconnected(HTTPError):
 
 
 class BadReply(HTTPError):
-    """The server's reply is not HTTP/1.x."""
+    """The server's reply is not HTTP/1.x as llhttp reads it, or breaks a limit."""
 
 
-@dataclass(slots=True)
 class Reply:
-    status: int
-    headers: CIMultiDictProxy[str]
-    #: At most ``max_reply`` bytes of the body.
-    body: bytes
+    """A reply: its status, its headers and at most ``max_reply`` bytes of its body.
+
+    The headers are decoded on first use: a webhook's reply is 2xx nearly always, and
+    nobody reads a 2xx's headers.
+    """
+
+    __slots__ = ("status", "body", "_raw", "_headers")
+
+    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.body = body
+        self._raw = raw_headers
+        self._headers: CIMultiDictProxy[str] | None = None
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        if self._headers is None:
+            decoded = [(n.decode("latin-1"), v.decode("latin-1").strip()) for n, v in self._raw]
+            self._headers = CIMultiDictProxy(CIMultiDict(decoded))
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"Reply(status={self.status}, headers={self.headers!r}, body={self.body!r})"
 
 
-_NO_BODY = frozenset({204, 304})
+class _PastTheEnd(Exception):
+    """Raised from a parser callback to stop at bytes that follow the reply."""
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection, one exchange at a time, with an incremental reply parser."""
+    """One HTTP/1.1 connection, one exchange at a time; llhttp parses the replies.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_reply: int) -> None:
+    httptools calls the ``on_*`` methods while it parses what :meth:`data_received` feeds it.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, max_reply: int, sock: socket.socket
+    ) -> None:
         self._loop = loop
         self._max_reply = max_reply
+        #: Polls the socket: whether the server closed it while idle (poll(0) raises no
+        #: exception when there is nothing to read, as a non-blocking recv would).
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.reusable = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future[Reply] | None = None
-        self._buf = bytearray()
-        self._got_bytes = False
-        self._reset()
+        self._parser = httptools.HttpResponseParser(self)
+        self._start()
 
-    def _reset(self) -> None:
+    def _start(self) -> None:
+        """Forget the previous exchange."""
+        self._pairs: list[tuple[bytes, bytes]] = []
         self._status = 0
-        self._headers: CIMultiDict[str] | None = None
+        self._final = False  # the head of the final (non-1xx) reply is complete
         self._body = bytearray()
-        self._mode = ""  # "length" | "chunked" | "close" | "none"
-        self._remaining = 0  # bytes left of the body (length) or of the current chunk
-        self._chunk_state = "size"  # "size" | "data" | "crlf" | "trailers"
-        self._truncated = False
-        self.reusable = True
+        self._seen = 0  # body bytes received, kept or not
+        self._head_bytes = 0
+        self._after_head = 0  # bytes read after the read that completed the head
+        self._seen_at_head = 0
+        self._reply: Reply | None = None
+        self._error: HTTPError | None = None
+        self.reusable = False
 
     # -- asyncio.Protocol
 
@@ -103,31 +159,101 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None or self._waiter.done():
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             # Bytes nobody asked for: the connection is out of step; never reuse it.
             self.close()
             return
-        self._got_bytes = True
-        self._buf += data
         try:
-            reply = self._parse()
-        except BadReply as e:
-            self._fail(e)
+            if self._final:
+                self._after_head += len(data)
+                self._parser.feed_data(data)
+            else:
+                self._feed_head(data)
+        except httptools.HttpParserUpgrade:
+            self._error = self._error or BadReply("the server switched protocols unasked (101)")
+        except httptools.HttpParserError as e:
+            if self._reply is not None:
+                self.reusable = False  # bytes past the end of the reply: out of step
+            elif self._error is None:
+                self._error = BadReply(f"not a valid HTTP/1.1 reply: {e}")
+        if self._error is not None:
+            waiter.set_exception(self._error)
             self.close()
             return
-        if reply is not None:
-            self._waiter.set_result(reply)
+        if self._reply is None and self._final and self._too_long():
+            self._reply = self._make_reply()  # cut: the rest is dropped with the connection
+            self.reusable = False
+        if self._reply is not None:
+            waiter.set_result(self._reply)
+
+    def _feed_head(self, data: bytes) -> None:
+        room = MAX_HEAD_BYTES - self._head_bytes
+        if len(data) <= room:
+            self._head_bytes += len(data)
+            self._parser.feed_data(data)
+        else:  # feed no more than the head may still take
+            self._head_bytes = MAX_HEAD_BYTES
+            self._parser.feed_data(data[:room])
+            if not self._final:
+                self._error = BadReply(f"reply head longer than {MAX_HEAD_BYTES} bytes")
+                return
+            self._parser.feed_data(data[room:])
+        if self._final:
+            self._seen_at_head = self._seen
+
+    def _too_long(self) -> bool:
+        framing = self._after_head - (self._seen - self._seen_at_head)
+        return self._seen > self._max_reply or framing > MAX_FRAMING_BYTES
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.reusable = False
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._mode == "close" and self._headers is not None:
-            waiter.set_result(self._finish())  # the end of the connection ends the body
+        if self._final and self._reply is None and self._ends_with_connection():
+            waiter.set_result(self._make_reply())  # the end of the connection ends the body
             return
         detail = f": {exc}" if exc else ""
         waiter.set_exception(Disconnected(f"server closed the connection before replying{detail}"))
+
+    # -- llhttp's callbacks
+
+    def on_message_begin(self) -> None:
+        if self._reply is not None:
+            self.reusable = False
+            raise _PastTheEnd  # more after the reply: stop here; the connection is dropped
+        self._pairs = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._final:  # a trailer's bytes count as framing; trailers are not kept
+            self._pairs.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 200 <= status <= 599:
+            self._status = status
+            self._final = True
+        elif status == 101 or not 100 <= status <= 599:
+            self._error = BadReply(f"status {status} is not a reply to a POST")
+            raise self._error
+        # else an interim reply (100 Continue, 103 Early Hints): llhttp ends it here, and the
+        # real reply follows
+
+    def on_body(self, body: bytes) -> None:
+        room = self._max_reply - self._seen
+        self._seen += len(body)
+        if room >= len(body):
+            self._body += body
+        elif room > 0:
+            self._body += body[:room]
+
+    def on_message_complete(self) -> None:
+        if not self._final:
+            return  # an interim reply ended
+        self._reply = self._make_reply()
+        self.reusable = self._parser.should_keep_alive()
 
     # -- an exchange
 
@@ -138,9 +264,7 @@ class _Connection(asyncio.Protocol):
         its own, not ``asyncio.timeout``: this runs for every webhook, and is cheaper.
         """
         assert self.transport is not None
-        self._reset()
-        self._buf.clear()
-        self._got_bytes = False
+        self._start()
         waiter: asyncio.Future[Reply] = self._loop.create_future()
         self._waiter = waiter
         timer = self._loop.call_at(deadline, self._time_out, waiter)
@@ -156,10 +280,13 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(TimeoutError())
             self.close()  # mid-exchange: never reusable
 
-    @property
-    def got_bytes(self) -> bool:
-        """Whether the last exchange received anything at all (a stale connection does not)."""
-        return self._got_bytes
+    def open_while_idle(self) -> bool:
+        """Whether the server left this idle connection open and quiet.
+
+        The loop may not have read the server's FIN yet; the socket has. Anything readable
+        on an idle connection (the end of it, a reset, bytes nobody asked for) means no.
+        """
+        return not self.closed and not self._poll.poll(0)
 
     def close(self) -> None:
         self.closed = True
@@ -167,142 +294,23 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _fail(self, error: Exception) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(error)
+    # -- the reply
 
-    # -- the reply parser
+    def _make_reply(self) -> Reply:
+        return Reply(self._status, self._pairs, bytes(self._body))
 
-    def _parse(self) -> Reply | None:
-        while self._headers is None:
-            end = self._buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buf) > MAX_HEAD_BYTES:
-                    raise BadReply("reply headers too long")
-                return None
-            head = bytes(self._buf[:end])
-            del self._buf[: end + 4]
-            self._head(head)
-        if self._mode == "none":
-            return self._finish()
-        if self._mode == "length":
-            return self._read_length()
-        if self._mode == "chunked":
-            return self._read_chunked()
-        self._keep(self._buf)  # "close": everything until the connection ends
-        self._buf.clear()
-        return self._finish() if self._truncated else None
-
-    def _head(self, head: bytes) -> None:
-        lines = head.split(b"\r\n")
-        version, _, rest = lines[0].partition(b" ")
-        code = rest[:3]
-        if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
-            raise BadReply(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-        status = int(code)
-        pairs: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if line[:1] in (b" ", b"\t") and pairs:  # obsolete line folding
-                name, value = pairs[-1]
-                pairs[-1] = (name, value + " " + line.strip().decode("latin-1"))
-                continue
-            raw_name, sep, raw_value = line.partition(b":")
-            if not sep or not raw_name or raw_name != raw_name.strip():
-                raise BadReply(f"malformed header line: {line[:80]!r}")
-            pairs.append((raw_name.decode("latin-1"), raw_value.strip().decode("latin-1")))
-        if 100 <= status < 200:
-            return  # an interim reply (100 Continue, 103 Early Hints): the real one follows
-        headers: CIMultiDict[str] = CIMultiDict(pairs)
-        self._status = status
-        self._headers = headers
-        if version == b"HTTP/1.0":
-            self.reusable = False
-        elif "connection" in headers:
-            tokens = {t.strip().lower() for t in headers.getone("connection").split(",")}
-            if "close" in tokens:
-                self.reusable = False
-        coding = headers.get("transfer-encoding")
-        if status in _NO_BODY:
-            self._mode = "none"
-        elif coding is not None:
-            if coding.split(",")[-1].strip().lower() != "chunked":
-                self._mode = "close"  # RFC 9112 §6.3: read until the connection closes
-                self.reusable = False
-            else:
-                self._mode = "chunked"
-        elif "content-length" in headers:
-            lengths = {v.strip() for v in headers.getall("content-length")}
-            only = lengths.pop() if len(lengths) == 1 else ""
-            if not only.isdigit():
-                raise BadReply("invalid Content-Length")
-            self._remaining = int(only)
-            self._mode = "length" if self._remaining else "none"
-        else:
-            self._mode = "close"
-            self.reusable = False
-
-    def _keep(self, data: bytes | bytearray | memoryview) -> None:
-        room = self._max_reply - len(self._body)
-        if len(data) > room:
-            self._truncated = True
-        if room > 0:
-            self._body += data[:room]
-
-    def _read_length(self) -> Reply | None:
-        take = min(self._remaining, len(self._buf))
-        self._keep(memoryview(self._buf)[:take])
-        del self._buf[:take]
-        self._remaining -= take
-        if self._truncated:
-            return self._finish()  # enough of it: the rest is dropped with the connection
-        return self._finish() if self._remaining == 0 else None
-
-    def _read_chunked(self) -> Reply | None:
-        buf = self._buf
-        while True:
-            if self._chunk_state == "size":
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    if len(buf) > 1024:
-                        raise BadReply("chunk size line too long")
-                    return None
-                size = bytes(buf[:end]).split(b";", 1)[0].strip()
-                del buf[: end + 2]
-                try:
-                    self._remaining = int(size, 16)
-                except ValueError:
-                    raise BadReply(f"invalid chunk size {size[:20]!r}") from None
-                self._chunk_state = "data" if self._remaining else "trailers"
-            elif self._chunk_state == "data":
-                take = min(self._remaining, len(buf))
-                self._keep(memoryview(buf)[:take])
-                del buf[:take]
-                self._remaining -= take
-                if self._truncated:
-                    return self._finish()
-                if self._remaining:
-                    return None
-                self._chunk_state = "crlf"
-            elif self._chunk_state == "crlf":
-                if len(buf) < 2:
-                    return None
-                if buf[:2] != b"\r\n":
-                    raise BadReply("chunk not followed by CRLF")
-                del buf[:2]
-                self._chunk_state = "size"
-            else:  # trailers: header lines up to an empty one
-                end = buf.find(b"\r\n")
-                if end < 0:
-                    return None
-                del buf[: end + 2]
-                if end == 0:
-                    return self._finish()
-
-    def _finish(self) -> Reply:
-        assert self._headers is not None
-        if self._truncated or self._buf:
-            self.reusable = False  # cut short, or more bytes than the reply: drop it
-        return Reply(self._status, CIMultiDictProxy(self._headers), bytes(self._body))
+    def _ends_with_connection(self) -> bool:
+        """Whether this reply's body runs to the end of the connection (RFC 9112 §6.3)."""
+        if self._status in (204, 304):
+            return False
+        coding = b""
+        for name, value in self._pairs:
+            lower = name.lower()
+            if lower == b"content-length":
+                return False
+            if lower == b"transfer-encoding":
+                coding = value
+        return coding.split(b",")[-1].strip().lower() != b"chunked"
 
 
 class HTTPClient:
@@ -319,11 +327,15 @@ class HTTPClient:
         ssl_context: ssl.SSLContext | None = None,
         max_reply: int = 64 * 1024,
         keepalive: float = KEEPALIVE,
+        refuse: Refuse | None = None,
+        happy_eyeballs_delay: float = HAPPY_EYEBALLS_DELAY,
     ) -> None:
         self._resolver = resolver
         self._ssl = ssl_context
         self._max_reply = max_reply
         self._keepalive = keepalive
+        self._refuse = refuse
+        self._happy_eyeballs_delay = happy_eyeballs_delay
         #: Idle connections per (scheme, host, port), most recently used last.
         self._pools: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
@@ -332,7 +344,8 @@ class HTTPClient:
     async def post(
         self, url: URL, body: bytes, headers: dict[str, str], *, timeout: float
     ) -> Reply:
-        """POST ``body`` to ``url``; raises TimeoutError, ConnectError, Disconnected, BadReply.
+        """POST ``body`` to ``url``; raises TimeoutError, ConnectError, AddressRefused,
+        Disconnected, BadReply.
 
         ``timeout`` covers resolving, connecting, sending and the whole reply.
         """
@@ -342,19 +355,9 @@ class HTTPClient:
         key = (url.scheme, url.raw_host or "", url.port or 0)
         deadline = asyncio.get_running_loop().time() + timeout
         conn = self._idle(key)
-        if conn is not None:
-            try:
-                return self._done(key, conn, await conn.exchange(request, deadline))
-            except Disconnected:
-                conn.close()
-                if conn.got_bytes:
-                    raise
-                # Closed by the server while idle (it answered nothing): a new one.
-            except BaseException:
-                conn.close()
-                raise
-        async with asyncio.timeout_at(deadline):
-            conn = await self._connect(url)
+        if conn is None:
+            async with asyncio.timeout_at(deadline):
+                conn = await self._connect(url)
         try:
             return self._done(key, conn, await conn.exchange(request, deadline))
         except BaseException:
@@ -365,8 +368,9 @@ class HTTPClient:
         pool = self._pools.get(key)
         while pool:
             conn = pool.pop()
-            if not conn.closed:
+            if conn.open_while_idle():
                 return conn
+            conn.close()
         return None
 
     def _done(self, key: tuple[str, str, int], conn: _Connection, reply: Reply) -> Reply:
@@ -394,43 +398,76 @@ class HTTPClient:
             self._sweeper = loop.call_later(self._keepalive / 2, self._sweep)
 
     async def _connect(self, url: URL) -> _Connection:
-        bare = (url.raw_host or "").strip("[]")
+        host = (url.raw_host or "").strip("[]")
         port = url.port or (443 if url.scheme == "https" else 80)
-        addresses: list[tuple[str, int, int]]
-        if _is_ip(bare):
-            family = socket.AF_INET6 if ":" in bare else socket.AF_INET
-            addresses = [(bare, port, family)]
+        addresses = await self._addresses(host, port)
+        try:
+            sock = await aiohappyeyeballs.start_connection(
+                addresses, happy_eyeballs_delay=self._happy_eyeballs_delay, interleave=1
+            )
+        except OSError as e:
+            raise ConnectError(host, port, e) from e
+        try:
+            self._check_peer(host, sock)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls: ssl.SSLContext | None = None
+            if url.scheme == "https":
+                tls = self._ssl or _default_ssl()
+            loop = asyncio.get_running_loop()
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop, self._max_reply, sock),
+                    sock=sock,
+                    ssl=tls,
+                    server_hostname=host if tls else None,
+                )
+            except OSError as e:  # the TLS handshake failed (a certificate, most often)
+                raise ConnectError(host, port, e) from e
+        except BaseException:
+            sock.close()
+            raise
+        return conn
+
+    async def _addresses(self, host: str, port: int) -> list[aiohappyeyeballs.AddrInfoType]:
+        """The addresses to try: the literal one, or what the resolver answers."""
+        answers: list[tuple[str, int]]  # (address, family)
+        if _is_ip(host):
+            if self._refuse is not None:
+                reason = self._refuse(ip_address(host))
+                if reason is not None:
+                    raise AddressRefused(host, [(host, reason)])
+            answers = [(host, socket.AF_INET6 if ":" in host else socket.AF_INET)]
         else:
             try:
-                answers = await self._resolver.resolve(bare, port, family=socket.AF_UNSPEC)
+                resolved = await self._resolver.resolve(host, port, family=socket.AF_UNSPEC)
             except AddressRefused:
                 raise  # the guard (SafeResolver) refused every address it resolved to
             except OSError as e:
-                raise ConnectError(bare, port, e, resolving=True) from e
-            addresses = [(a["host"], a["port"], a["family"]) for a in answers]
-        tls: ssl.SSLContext | None = None
-        if url.scheme == "https":
-            tls = self._ssl or _default_ssl()
-        loop = asyncio.get_running_loop()
-        error: OSError = OSError("no address to connect to")
-        for address, address_port, address_family in addresses:
-            try:
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self._max_reply),
-                    address,
-                    address_port,
-                    family=address_family,
-                    ssl=tls,
-                    server_hostname=bare if tls else None,
-                )
-            except OSError as e:
-                error = e
-                continue
-            sock = conn.transport.get_extra_info("socket") if conn.transport else None
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return conn
-        raise ConnectError(bare, port, error)
+                raise ConnectError(host, port, e, resolving=True) from e
+            answers = [(a["host"], a["family"]) for a in resolved]
+        return [
+            (
+                family,
+                socket.SOCK_STREAM,
+                socket.IPPROTO_TCP,
+                "",
+                (address, port, 0, 0) if family == socket.AF_INET6 else (address, port),
+            )
+            for address, family in answers
+        ]
+
+    def _check_peer(self, host: str, sock: socket.socket) -> None:
+        """Refuse the connection if the address it reached may not be (the SSRF guard's
+        last word, whatever the resolver said)."""
+        if self._refuse is None:
+            return
+        peer = str(sock.getpeername()[0])
+        try:
+            reason = self._refuse(ip_address(peer))
+        except ValueError:
+            reason = "unparsable"
+        if reason is not None:
+            raise AddressRefused(host, [(peer, reason)])
 
     async def close(self) -> None:
         self._closed = True

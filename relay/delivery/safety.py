@@ -1,19 +1,23 @@
 """SSRF guard: webhooks never reach private, loopback, link-local or cloud-metadata addresses.
 
-Two layers. :func:`check_url` is a pure check for when a partner registers a URL (scheme,
-literal IPs, obviously local names). :class:`SafeResolver` filters what a hostname resolves
-to at connect time, so the connector only ever dials an address that was checked: a DNS
-answer that changes between registration and delivery (rebinding) cannot slip through.
+Three layers, one judgement. :func:`webhook_target` parses a URL exactly as the webhook
+client will (yarl, so IDNA: full-width digits, 。 and the like become what the client
+dials), and :func:`url_refusal` judges its host without DNS (literal IPs, legacy IPv4 forms,
+local names); both run when a partner registers a URL (:func:`check_url`) and again before
+each delivery. :class:`SafeResolver` filters what a hostname resolves to, and the client
+judges the address it actually connected to (``address_refusal``) before sending a byte: a
+DNS answer that changes between registration and delivery (rebinding) cannot slip through.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
-from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 from relay.errors import UnsafeWebhookURL
 
@@ -28,6 +32,8 @@ METADATA = frozenset(
 
 #: Names that only ever mean "this machine" or "this site's network".
 _LOCAL_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".home.arpa", ".lan")
+#: A host name as DNS can be asked for it, after IDNA (yarl lower-cases and encodes it).
+_NAME = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?")
 
 
 def address_refusal(ip: IPAddress) -> str | None:
@@ -92,26 +98,47 @@ def host_refusal(host: str) -> str | None:
     return None
 
 
-def check_url(url: str, *, allow_private: bool, require_https: bool) -> None:
-    """Raise :class:`UnsafeWebhookURL` if ``url`` may not receive webhooks."""
+def webhook_target(url: str) -> URL:
+    """``url`` parsed exactly as the webhook client parses it; :class:`UnsafeWebhookURL` if
+    the client could not use it (not http(s), no host, port 0, a host DNS cannot be asked)."""
     try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as e:
+        target = URL(url.strip())
+        target.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as e:  # UnicodeError (IDNA) is one too
         raise UnsafeWebhookURL(f"{url!r} is not a valid URL: {e}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
+    if target.scheme not in ("http", "https"):
         raise UnsafeWebhookURL(f"{url!r}: webhook URLs must use http or https")
-    if require_https and scheme != "https":
-        raise UnsafeWebhookURL(f"{url!r}: webhook URLs must use https")
+    host = target.raw_host
     if not host:
         raise UnsafeWebhookURL(f"{url!r} has no host")
-    if allow_private:
-        return
-    reason = host_refusal(host)
-    if reason is not None:
-        raise UnsafeWebhookURL(f"{url!r}: {reason}; webhooks go to public addresses only")
+    if target.port == 0:
+        raise UnsafeWebhookURL(f"{url!r}: port 0 cannot be connected to")
+    is_ip = "%" not in host and literal_ip(host) is not None  # no IPv6 zone: never public
+    if not (is_ip or _NAME.fullmatch(host)):
+        raise UnsafeWebhookURL(f"{url!r}: {host!r} is neither an IP address nor a host name")
+    return target
+
+
+def url_refusal(target: URL) -> str | None:
+    """Why no webhook may go to ``target`` (from :func:`webhook_target`) whatever DNS says,
+    or None if only the addresses its host resolves to can tell.
+
+    The one judgement for registration and delivery: both see the host the client dials.
+    """
+    return host_refusal(target.raw_host or "")
+
+
+def check_url(url: str, *, allow_private: bool, require_https: bool) -> URL:
+    """``url`` as the client will use it; :class:`UnsafeWebhookURL` if it may not receive
+    webhooks."""
+    target = webhook_target(url)
+    if require_https and target.scheme != "https":
+        raise UnsafeWebhookURL(f"{url!r}: webhook URLs must use https")
+    if not allow_private:
+        reason = url_refusal(target)
+        if reason is not None:
+            raise UnsafeWebhookURL(f"{url!r}: {reason}; webhooks go to public addresses only")
+    return target
 
 
 def refusal_detail(refused: list[tuple[str, str]], *, host: str | None = None) -> str:
@@ -120,11 +147,17 @@ def refusal_detail(refused: list[tuple[str, str]], *, host: str | None = None) -
     return f"refused: resolves to private address {shown}" + (f" for {host}" if host else "")
 
 
-def literal_refusal(host: str) -> str | None:
-    """The refusal detail for a literal-IP host (those never reach a resolver), or None."""
+def delivery_refusal(target: URL) -> str | None:
+    """The detail of a delivery refused by :func:`url_refusal`, or None if not refused."""
+    reason = url_refusal(target)
+    if reason is None:
+        return None
+    host = (target.raw_host or "").rstrip(".")
     ip = literal_ip(host)
-    reason = address_refusal(ip) if ip is not None else None
-    return refusal_detail([(host, reason)]) if reason is not None else None
+    why = address_refusal(ip) if ip is not None else None
+    if why is not None:
+        return refusal_detail([(host, why)])
+    return f"refused: {reason}; webhooks go to public addresses only"
 
 
 class AddressRefused(OSError):

@@ -17,9 +17,16 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from relay.delivery.base import Outcome, OutcomeStatus
+from relay.delivery.base import MAX_RETRY_AFTER, Outcome, OutcomeStatus
 from relay.delivery.http import ConnectError, HTTPClient, HTTPError
-from relay.delivery.safety import AddressRefused, SafeResolver, literal_refusal
+from relay.delivery.safety import (
+    AddressRefused,
+    SafeResolver,
+    address_refusal,
+    delivery_refusal,
+    webhook_target,
+)
+from relay.errors import UnsafeWebhookURL
 from relay.signing import webhook_headers
 
 DEFAULT_TIMEOUT = 15.0
@@ -33,32 +40,33 @@ SNIPPET_CHARS = 200
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None."""
+    """Seconds to wait from a ``Retry-After`` value, at most ``MAX_RETRY_AFTER``; None if
+    there is none or it is neither form of RFC 9110 §10.2.3.
+
+    delay-seconds are ASCII digits only (no sign, fraction, exponent, ``inf``); an HTTP-date
+    in the past means now (0), one further than a day away means a day.
+    """
     if not value:
         return None
     value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if seconds >= 0 else None
+    if value.isascii() and value.isdigit():
+        # More than 6 digits is over a day anyway (and int() refuses over 4,300 digits).
+        return MAX_RETRY_AFTER if len(value) > 6 else min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 @lru_cache(maxsize=65_536)
 def _parse_url(url: str) -> URL:
-    """A webhook URL, parsed once per distinct URL (a fan-out repeats them)."""
-    target = URL(url)
-    if target.scheme not in ("http", "https") or not target.host:
-        raise ValueError("not an absolute http(s) URL")
-    return target
+    """A webhook URL parsed as the SSRF check parses it, once per distinct URL (a fan-out
+    repeats them)."""
+    return webhook_target(url)
 
 
 def _snippet(raw: bytes) -> str:
@@ -167,6 +175,8 @@ class WebhookSender:
             resolver=self._resolver,
             ssl_context=self._ssl_context,
             max_reply=MAX_REPLY_BYTES,
+            # The guard's last word: the address each connection actually reached.
+            refuse=None if self.allow_private else address_refusal,
         )
 
     async def close(self) -> None:
@@ -210,11 +220,11 @@ class WebhookSender:
         """Deliver one signed payload; ``delivery_id`` is the ``webhook-id``."""
         try:
             target = _parse_url(url)
-        except ValueError as e:
+        except UnsafeWebhookURL as e:
             return Outcome(OutcomeStatus.failed, f"invalid webhook URL: {e}")
         if not self.allow_private:
-            # Literal IPs never reach the resolver, so they are checked here.
-            refusal = literal_refusal(target.host or "")
+            # The same judgement as at registration (check_url), on the same parse.
+            refusal = delivery_refusal(target)
             if refusal is not None:
                 return Outcome(OutcomeStatus.failed, refusal)
         timestamp = int(time.time()) if now is None else now
@@ -242,7 +252,7 @@ class WebhookSender:
             reply = await self._client.post(target, body, headers, timeout=self.timeout)
         except TimeoutError:
             detail = f"timeout: no complete reply within {self.timeout:g} s"
-            return self._retry(detail, started)
+            return self._retry(detail, started, timed_out=True)
         except AddressRefused as e:
             return Outcome(OutcomeStatus.failed, str(e))
         except ConnectError as e:
@@ -252,9 +262,13 @@ class WebhookSender:
         except OSError as e:
             return self._retry(f"network error: {e}", started)
         elapsed = (time.perf_counter() - started) * 1000
+        if 200 <= reply.status < 300:  # as classify says, without decoding headers unread
+            return Outcome(
+                OutcomeStatus.delivered, f"HTTP {reply.status}", reply.status, None, elapsed
+            )
         return classify(reply.status, reply.headers, reply.body, elapsed)
 
     @staticmethod
-    def _retry(detail: str, started: float) -> Outcome:
+    def _retry(detail: str, started: float, *, timed_out: bool = False) -> Outcome:
         elapsed = (time.perf_counter() - started) * 1000
-        return Outcome(OutcomeStatus.retry, detail, latency_ms=elapsed)
+        return Outcome(OutcomeStatus.retry, detail, latency_ms=elapsed, timed_out=timed_out)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import random
 import socket
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -12,10 +14,11 @@ from typing import Any
 import pytest
 
 from relay import ids, rendering, signing
-from relay.delivery.base import Outcome, OutcomeStatus
+from relay.delivery.base import MAX_RETRY_AFTER, Outcome, OutcomeStatus
 from relay.delivery.email import EmailSender
 from relay.delivery.webhook import WebhookSender, parse_retry_after
 from relay.models import (
+    DeliveryStatus,
     Dimension,
     Document,
     EmailChannel,
@@ -25,6 +28,7 @@ from relay.models import (
     PlannedDelivery,
     Reason,
 )
+from relay.retrying import RetryPolicy, decide
 from tests.helpers.receivers import (
     Envelope,
     SMTPRecorder,
@@ -202,7 +206,7 @@ async def test_slow_receiver_beyond_the_timeout_is_retried() -> None:
         elapsed = time.monotonic() - started
 
     assert outcome.status is OutcomeStatus.retry
-    assert "timeout" in outcome.detail
+    assert "timeout" in outcome.detail and outcome.timed_out
     assert elapsed < 2.0
 
 
@@ -326,16 +330,32 @@ async def test_fan_out_queues_outside_the_timeout() -> None:
     assert len({r.peer for r in receiver.received}) <= 5
 
 
-def test_retry_after_parsing() -> None:
+def test_retry_after_is_digits_or_an_http_date_and_at_most_a_day() -> None:
     now = datetime(2024, 1, 1, tzinfo=UTC)
 
     assert parse_retry_after("7") == 7
-    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(" 120 ") == 120
     assert parse_retry_after("Mon, 01 Jan 2024 00:01:00 GMT", now) == 60
-    assert parse_retry_after("Sun, 31 Dec 2023 00:00:00 GMT", now) == 0
-    assert parse_retry_after("-3") is None
-    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Sun, 31 Dec 2023 00:00:00 GMT", now) == 0  # past: now
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now) == MAX_RETRY_AFTER
+    assert parse_retry_after("99999999999") == MAX_RETRY_AFTER
+    assert parse_retry_after("9" * 5000) == MAX_RETRY_AFTER  # int() refuses > 4,300 digits
+    # RFC 9110 §10.2.3: delay-seconds = 1*DIGIT; anything else is no Retry-After at all.
+    for value in ["1.5", "-3", "+3", "1e12", "inf", "Infinity", "nan", "０", "²", "soon", ""]:
+        assert parse_retry_after(value) is None, value
     assert parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize("value", ["1e12", "inf", "99999999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+async def test_a_huge_retry_after_is_bounded_and_the_delivery_retried(value: str) -> None:
+    behaviour = respond(503, headers={"Retry-After": value})
+    async with WebhookReceiver(secrets={"/hook": SECRET}, behaviour=behaviour) as receiver:
+        outcome, _ = await post(receiver)
+
+    decision = decide(1, outcome, RetryPolicy((5.0,)), NOW, random.Random(7))
+    assert decision.status is DeliveryStatus.retrying
+    assert decision.retry_at is not None
+    assert NOW + timedelta(seconds=4) <= decision.retry_at <= NOW + timedelta(days=1)
 
 
 # ------------------------------------------------------------------ email
@@ -439,6 +459,31 @@ async def test_smtp_server_down_is_retried() -> None:
 
     assert outcome.status is OutcomeStatus.retry
     assert "connection" in outcome.detail.lower()
+
+
+async def test_an_smtp_timeout_waits_at_least_the_retry_floor_like_a_webhook_timeout() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)  # accepts the connection and never greets
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with EmailSender(host="127.0.0.1", port=port, timeout=0.5) as sender:
+            outcome = await sender.send(relay_email()[0])
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    assert outcome.status is OutcomeStatus.retry and outcome.timed_out, outcome.detail
+    policy = RetryPolicy((5.0,), floor=60.0)
+    decision = decide(1, outcome, policy, NOW, random.Random(7))
+    assert decision.retry_at is not None
+    assert decision.retry_at - NOW >= timedelta(seconds=60)
 
 
 async def test_several_messages_share_one_smtp_connection() -> None:

@@ -11,7 +11,8 @@ from relay.delivery.safety import (
     SafeResolver,
     address_refusal,
     check_url,
-    literal_refusal,
+    delivery_refusal,
+    webhook_target,
 )
 from relay.errors import UnsafeWebhookURL
 from tests.helpers.receivers import StaticResolver
@@ -81,7 +82,17 @@ def test_check_url_allows_private_targets_when_told() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.org/x", "file:///etc/passwd", "https:///nohost", "https://example.org:99999/"],
+    [
+        "ftp://example.org/x",
+        "file:///etc/passwd",
+        "https:///nohost",
+        "https://example.org:99999/",
+        "https://example.org:0/",  # the client would dial port 80
+        "https://ex%41mple.org/",  # a host DNS cannot be asked for
+        "https://exa mple.org/",
+        "https://[::1%25lo]/",
+        "http://example.org:80\\@127.0.0.1/",
+    ],
 )
 def test_check_url_refuses_malformed_or_non_http_urls(url: str) -> None:
     with pytest.raises(UnsafeWebhookURL):
@@ -95,12 +106,18 @@ def test_check_url_requires_https_only_when_asked() -> None:
     check_url("https://hooks.example.org/x", allow_private=False, require_https=True)
 
 
-def test_literal_refusal_names_the_address_and_why() -> None:
-    assert literal_refusal("127.0.0.1") == (
+def test_a_refused_delivery_names_the_address_and_why() -> None:
+    def refusal(url: str) -> str | None:
+        return delivery_refusal(webhook_target(url))
+
+    assert refusal("http://127.0.0.1:8080/") == (
         "refused: resolves to private address 127.0.0.1 (loopback)"
     )
-    assert literal_refusal("8.8.8.8") is None
-    assert literal_refusal("hooks.example.org") is None
+    assert refusal("http://localhost/") == (
+        "refused: localhost is a local name; webhooks go to public addresses only"
+    )
+    assert refusal("http://8.8.8.8/") is None
+    assert refusal("http://hooks.example.org/") is None
 
 
 async def test_safe_resolver_drops_private_answers() -> None:
