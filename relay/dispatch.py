@@ -15,6 +15,7 @@ on the follow-up existing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Coroutine
@@ -377,14 +378,7 @@ async def attempt(rt: Runtime, intent: DeliveryIntent) -> Outcome:
     else:
         outcome = await _email(rt, intent, planned, channel)
     if not outcome.latency_ms:
-        outcome = Outcome(
-            outcome.status,
-            outcome.detail,
-            outcome.http_status,
-            outcome.retry_after,
-            (time.perf_counter() - started) * 1000,
-            outcome.smtp_code,
-        )
+        outcome = dataclasses.replace(outcome, latency_ms=(time.perf_counter() - started) * 1000)
     return outcome
 
 
