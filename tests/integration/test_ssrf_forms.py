@@ -108,9 +108,13 @@ class TableThenSystemDNS(StaticResolver):
 
 
 async def refused_at_delivery(sender: WebhookSender, url: str) -> bool:
+    """Whether the sender refused the URL. A permitted one goes out to its public address:
+    unreachable from a test machine (a timeout, a connection error) or, where something
+    answers for it (a proxy), any reply; none of those is a refusal."""
     outcome = await sender.send(url=url, delivery_id="msg_ssrf", body=b"{}", secrets=[SECRET])
     refused = outcome.detail.startswith(("refused:", "invalid webhook URL"))
-    assert refused == (outcome.status is OutcomeStatus.failed), outcome.detail
+    if refused:
+        assert outcome.status is OutcomeStatus.failed, outcome  # never retried
     return refused
 
 
