@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from relay.app import Runtime
+    from relay.runtime.app import Runtime
 
 
 def install(rt: Runtime) -> None:
     """Register every agent on the runtime's app."""
-    from agents import delivery, documents
+    from relay.agents import delivery, documents
 
     documents.install(rt)
     delivery.install(rt)

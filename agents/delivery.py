@@ -11,22 +11,22 @@ from typing import TYPE_CHECKING, Any
 from faust.types import EventT, StreamT
 from pydantic import ValidationError
 
-from agents.context import on_behalf_of
-from relay import topics
-from relay.app import INTENT_BUNDLE
-from relay.delivery.base import Outcome, OutcomeStatus
-from relay.dispatch import handle, rng, unsendable
-from relay.logs import get_logger
-from relay.models import (
+from relay.adapters.compat import on_behalf_of
+from relay.core import topics
+from relay.core.logs import get_logger
+from relay.core.models import (
     AuditRecord,
     DeliveryIntent,
     Document,
     DocumentSource,
     delivery_intents,
 )
+from relay.core.outcome import Outcome, OutcomeStatus
+from relay.runtime.deliver import handle, rng, unsendable
+from relay.runtime.producing import INTENT_BUNDLE
 
 if TYPE_CHECKING:
-    from relay.app import Runtime
+    from relay.runtime.app import Runtime
 
 log = get_logger(__name__)
 
@@ -85,12 +85,14 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]], channel_type: s
                         log.exception(
                             "delivery_failed_unexpectedly", delivery_id=intent.delivery_id
                         )
-                        await rt.dead_letter(intent, "internal_error", f"internal error: {e!r}")
+                        await rt.parking.dead_letter(
+                            intent, "internal_error", f"internal error: {e!r}"
+                        )
 
     await asyncio.gather(*(run(items) for items in per_partner.values()))
     # The batch's ledger entries (a record per partition) and outcomes (a value per
     # document), written together before it is acked.
-    await asyncio.gather(rt.ledger.flush(), rt.audit_many(audit))
+    await asyncio.gather(rt.ledger.flush(), rt.audit.record_many(audit))
     if audit:
         outcomes = Counter(str(r.status) for r in audit if r.status is not None)
         log.info("delivery_batch", channel_type=channel_type, intents=len(intents), **outcomes)
@@ -110,7 +112,9 @@ async def _complete(
         try:
             parsed.extend((event, intent) for intent in delivery_intents(event.value))
         except ValidationError as e:
-            await rt.dead_letter_raw(event, f"malformed delivery intent: {e.errors()[0]['msg']}")
+            await rt.parking.dead_letter_raw(
+                event, f"malformed delivery intent: {e.errors()[0]['msg']}"
+            )
     sources = list({i.ref.source: None for _, i in parsed if i.ref is not None})
     found = await asyncio.gather(*(rt.trace.document(s, timeout=DOCUMENT_WAIT) for s in sources))
     documents: dict[DocumentSource, Document | None] = dict(zip(sources, found, strict=True))
@@ -221,6 +225,6 @@ async def _release_due(rt: Runtime, partition: int) -> None:
         intent = DeliveryIntent.model_validate(v["intent"])
         by_topic[topics.DELIVER[intent.channel_type]].append(intent)
     for topic, intents in by_topic.items():
-        await rt.send_intents(topic, intents)  # bundled, each in its partner's partition
+        await rt.out.send_intents(topic, intents)  # bundled, each in its partner's partition
     for _, key, _ in due:
         del rt.retries[key]

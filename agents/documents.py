@@ -7,22 +7,21 @@ from typing import TYPE_CHECKING, Any
 
 from faust.types import StreamT
 
-from relay import topics
-from relay.app import today_in_shanghai
-from relay.errors import InvalidEvent
-from relay.intake import encode_event, parse_event
-from relay.logs import get_logger
-from relay.models import (
+from relay.core import topics
+from relay.core.errors import InvalidEvent
+from relay.core.intake import encode_event, parse_event, today_in_shanghai
+from relay.core.logs import get_logger
+from relay.core.models import (
     AuditRecord,
     DocumentEvent,
     DocumentSource,
     first_attempt,
     first_attempt_ref,
 )
-from relay.planning import DocumentState, plan_event
+from relay.core.planning import DocumentState, plan_event
 
 if TYPE_CHECKING:
-    from relay.app import Runtime
+    from relay.runtime.app import Runtime
 
 log = get_logger(__name__)
 
@@ -38,16 +37,18 @@ def install(rt: Runtime) -> None:
                 doc_event = parse_event(raw, today=today_in_shanghai(), checks=rt.checks)
                 value = encode_event(doc_event)
             except InvalidEvent as e:
-                await rt.reject(e, raw, event)
+                await rt.parking.reject(e, raw, event)
                 continue
             except Exception as e:  # a bug must not lose the event: park it with the reason
                 log.exception("intake_failed")
-                await rt.reject(InvalidEvent("internal_error", f"intake failed: {e!r}"), raw, event)
+                await rt.parking.reject(
+                    InvalidEvent("internal_error", f"intake failed: {e!r}"), raw, event
+                )
                 continue
             doc = doc_event.document
             # Re-key by document id: the match agent's per-document state lives there.
-            await rt.send(topics.ACCEPTED, doc.id, value)
-            await rt.audit(
+            await rt.out.send(topics.ACCEPTED, doc.id, value)
+            await rt.audit.record(
                 AuditRecord(
                     kind="event.accepted",
                     at=datetime.now(UTC),
@@ -66,10 +67,10 @@ def install(rt: Runtime) -> None:
             try:
                 await _match_one(rt, event.value, source)
             except InvalidEvent as e:
-                await rt.reject(e, event.value, event)
+                await rt.parking.reject(e, event.value, event)
             except Exception as e:
                 log.exception("match_failed")
-                await rt.reject(
+                await rt.parking.reject(
                     InvalidEvent("internal_error", f"matching failed: {e!r}"), event.value, event
                 )
 
@@ -96,11 +97,11 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
         )
 
     if plan.duplicate:
-        await rt.audit(step("event.duplicate", detail="already processed; ignored"))
+        await rt.audit.record(step("event.duplicate", detail="already processed; ignored"))
         return
     # Nothing is remembered until every step is out: a crash in between redoes the event
     # in full, under the same notification and delivery ids.
-    await rt.audit_many(
+    await rt.audit.record_many(
         [
             step(
                 "notification.planned",
@@ -119,7 +120,7 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     # references and intents would otherwise be built only to be serialised).
     refs = [(n, first_attempt_ref(n, source)) for n in plan.notifications]
     for channel_type, topic in topics.DELIVER.items():
-        await rt.send_intents(
+        await rt.out.send_intents(
             topic,
             [
                 first_attempt(ref, d)
@@ -128,7 +129,7 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
                 if d.channel_type == channel_type
             ],
         )
-    await rt.audit(
+    await rt.audit.record(
         step(
             "document.matched",
             deliveries=[d.delivery_id for n in plan.notifications for d in n.deliveries],

@@ -61,14 +61,12 @@ from aiohttp.resolver import DefaultResolver  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from yarl import URL  # noqa: E402
 
-from relay import ids, rendering, topics  # noqa: E402
-from relay.delivery.email import EmailSender  # noqa: E402
-from relay.delivery.http import HTTPClient  # noqa: E402
-from relay.delivery.webhook import DEFAULT_LIMIT, DEFAULT_LIMIT_PER_HOST  # noqa: E402
-from relay.embedded.broker import die_with_parent, free_port, stop_process  # noqa: E402
-from relay.embedded.stack import Stack  # noqa: E402
-from relay.matching.explain import explain  # noqa: E402
-from relay.models import (  # noqa: E402
+from relay.adapters.email import EmailSender  # noqa: E402
+from relay.adapters.http import HTTPClient  # noqa: E402
+from relay.adapters.webhook import DEFAULT_LIMIT, DEFAULT_LIMIT_PER_HOST  # noqa: E402
+from relay.core import ids, rendering, topics  # noqa: E402
+from relay.core.matching.explain import explain  # noqa: E402
+from relay.core.models import (  # noqa: E402
     Dimension,
     Document,
     EmailChannel,
@@ -79,8 +77,10 @@ from relay.models import (  # noqa: E402
     PlannedDelivery,
     Reason,
 )
-from relay.settings import Settings  # noqa: E402
-from relay.signing import new_secret, webhook_headers  # noqa: E402
+from relay.core.settings import Settings  # noqa: E402
+from relay.core.signing import new_secret, webhook_headers  # noqa: E402
+from relay.embedded.broker import die_with_parent, free_port, stop_process  # noqa: E402
+from relay.embedded.stack import Stack  # noqa: E402
 
 SECTION_HEADING = "## Fan-out (bench/fanout.py)"
 

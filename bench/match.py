@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from relay.matching import reference  # noqa: E402
-from relay.matching.catalogue import CLASSES, GROUPS, SECTIONS  # noqa: E402
-from relay.matching.engine import MatchIndex  # noqa: E402
-from relay.models import Document, MatchResult, Partner  # noqa: E402
+from relay.core.matching import reference  # noqa: E402
+from relay.core.matching.catalogue import CLASSES, GROUPS, SECTIONS  # noqa: E402
+from relay.core.matching.engine import MatchIndex  # noqa: E402
+from relay.core.models import Document, MatchResult, Partner  # noqa: E402
 
 SECTION_HEADING = "## Matching (bench/match.py)"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from relay.errors import InvalidEvent, InvalidInput, RelayError
-from relay.settings import Settings, load_settings
+from relay.core.errors import InvalidEvent, InvalidInput, RelayError
+from relay.core.settings import Settings, load_settings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    from relay import logs
+    from relay.core import logs
 
     logs.configure(settings.log_level)
     if args.command == "worker":
@@ -86,11 +86,11 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
         return run_worker(settings)
     if args.command == "demo":
-        from relay.demo import run_demo
+        from relay.embedded.demo import run_demo
 
         return asyncio.run(run_demo(settings, out))
     if args.command == "dev":
-        from relay.demo import run_dev
+        from relay.embedded.demo import run_dev
 
         return asyncio.run(run_dev(settings, out))
     if args.command == "publish":
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 
 async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    from relay.replay import replay_dead_letters
+    from relay.adapters.dead_letters import replay_dead_letters
 
     filters = (args.delivery, args.partner, args.document, args.since, args.until)
     if not args.all and all(f is None for f in filters):
@@ -128,11 +128,11 @@ async def replay(settings: Settings, args: argparse.Namespace, out: TextIO) -> i
 
 
 async def publish(settings: Settings, source: str, out: TextIO) -> int:
-    from relay import kafka, topics
-    from relay.app import today_in_shanghai
-    from relay.files import read_events
-    from relay.intake import default_checks, encode_event, validate_event
-    from relay.models.limits import MAX_FILE_BYTES
+    from relay.adapters import kafka
+    from relay.adapters.files import read_events
+    from relay.core import topics
+    from relay.core.intake import default_checks, encode_event, today_in_shanghai, validate_event
+    from relay.core.models.limits import MAX_FILE_BYTES
 
     if source == "-":
         text = sys.stdin.read(MAX_FILE_BYTES + 1)
@@ -168,8 +168,9 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
 
 
 async def import_partners(settings: Settings, path: Path, out: TextIO) -> int:
-    from relay import kafka, topics
-    from relay.files import load_partners
+    from relay.adapters import kafka
+    from relay.adapters.files import load_partners
+    from relay.core import topics
 
     partners = load_partners(path)
     await kafka.ensure_topics(settings)
@@ -183,8 +184,9 @@ async def import_partners(settings: Settings, path: Path, out: TextIO) -> int:
 async def list_partners(settings: Settings, out: TextIO) -> int:
     from pydantic import ValidationError
 
-    from relay import kafka, topics
-    from relay.registry import PartnerBook
+    from relay.adapters import kafka
+    from relay.core import topics
+    from relay.runtime.registry import PartnerBook
 
     book = PartnerBook()
     for rec in await kafka.read_topic(settings, topics.PARTNERS):

@@ -1,4 +1,9 @@
-"""`relay worker`: a Faust worker with the relay's agents and HTTP application."""
+"""`relay worker`: the one place the relay is wired together, then run.
+
+Start-up checks the Faust and aiokafka it runs on (``relay.adapters.compat``), applies the
+fixes and, on the embedded broker, the workarounds, builds the runtime from the settings,
+installs the agents and mounts the HTTP application on it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,13 @@ from typing import Any
 
 import faust
 
-from relay import kafka
-from relay.logs import get_logger
-from relay.settings import Settings
+from relay import agents
+from relay.adapters import compat, kafka
+from relay.adapters.compat import consumer_loop
+from relay.core.logs import get_logger
+from relay.core.settings import Profile, Settings
+from relay.runtime.app import Runtime, faust_datadir
+from relay.web.api import install as install_web
 
 log = get_logger(__name__)
 
@@ -60,9 +69,19 @@ def dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def build(settings: Settings) -> Runtime:
+    """The runtime with every agent and the HTTP application installed."""
+    compat.install(
+        embedded_broker=settings.profile == Profile.dev, fetch_wait_ms=settings.fetch_max_wait_ms
+    )
+    rt = Runtime(settings)
+    agents.install(rt)
+    install_web(rt)
+    return rt
+
+
 def run_worker(settings: Settings) -> int:
     """Create the topics if needed, then run the worker until SIGTERM/SIGINT."""
-    from relay.app import build, faust_datadir
 
     if settings.instance_id and settings.group_instance_id is None:
         log.warning(
@@ -80,9 +99,9 @@ def run_worker(settings: Settings) -> int:
         # Replaces mode's SIGUSR1 handler, which dumps threads: here the tasks matter.
         loop = asyncio.get_running_loop()
         loops = [loop]
-        thread = getattr(rt.app.consumer, "_thread", None)
-        if thread is not None and getattr(thread, "thread_loop", None) is not None:
-            loops.append(thread.thread_loop)  # Faust's Kafka consumer runs on its own loop
+        thread_loop = consumer_loop(rt.app)
+        if thread_loop is not None:
+            loops.append(thread_loop)  # Faust's Kafka consumer runs on its own loop
 
         def dump_all() -> None:
             for each in loops:

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from relay.errors import RelayError
+from relay.core.errors import RelayError
 
 PR_SET_PDEATHSIG = 1
 

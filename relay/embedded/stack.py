@@ -16,7 +16,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import SecretStr
 
-from relay import kafka, topics
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.errors import RelayError
+from relay.core.models import Partner, WebhookChannel
+from relay.core.settings import EMBEDDED_BROKER_URL, Settings
 from relay.embedded.broker import (
     EmbeddedBroker,
     die_with_parent,
@@ -25,9 +29,6 @@ from relay.embedded.broker import (
     stop_process,
 )
 from relay.embedded.sinks import SMTPSink, WebhookSink
-from relay.errors import RelayError
-from relay.models import Partner, WebhookChannel
-from relay.settings import EMBEDDED_BROKER_URL, Settings
 
 #: Reserved documentation domains (RFC 2606): nothing real answers there, so dev and demo
 #: send their webhooks to the local sink instead.

@@ -18,10 +18,10 @@ from faust.contrib.asgi import serve_asgi
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from relay.app import Runtime
-from relay.auth import TokenIndex
-from relay.logs import get_logger
-from relay.models import DocumentEvent, Partner
+from relay.core.logs import get_logger
+from relay.core.models import DocumentEvent, Partner
+from relay.core.tokens import TokenIndex
+from relay.runtime.app import Runtime
 from relay.web import dashboard, deliveries, documents, partners
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit

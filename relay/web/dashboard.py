@@ -17,14 +17,14 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from relay.app import Runtime
-from relay.logs import get_logger
-from relay.models import DeliveryStatus
-from relay.registry import PartnerBook
-from relay.rendering import TEMPLATES
-from relay.stats import lag_by_topic
-from relay.trace import DocumentTrace, TraceBook
-from relay.watchdog import consumer_progress
+from relay.core.logs import get_logger
+from relay.core.models import DeliveryStatus
+from relay.core.rendering import TEMPLATES
+from relay.core.stats import lag_by_topic
+from relay.runtime.app import Runtime
+from relay.runtime.registry import PartnerBook
+from relay.runtime.trace import DocumentTrace, TraceBook
+from relay.runtime.watchdog import consumer_progress
 from relay.web import pages
 from relay.web.errors import not_found, responses
 from relay.web.schemas import (

@@ -10,20 +10,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 
-from relay import auth, topics
-from relay.app import Runtime
-from relay.errors import InvalidJSON
-from relay.logs import get_logger
-from relay.models import AuditRecord
-from relay.models.limits import NOTE_MAX, read_json
-from relay.trace import DeliveryTrace
+from relay.core import tokens, topics
+from relay.core.errors import InvalidJSON
+from relay.core.intake import SHANGHAI
+from relay.core.logs import get_logger
+from relay.core.models import AuditRecord
+from relay.core.models.limits import NOTE_MAX, read_json
+from relay.runtime.app import Runtime
+from relay.runtime.trace import DeliveryTrace
 from relay.web import pages
 from relay.web.errors import ApiError, describe, error, not_found, responses, unauthorized
 from relay.web.schemas import AckIn, AckOut, DeliveryPage
@@ -31,7 +31,6 @@ from relay.web.security import Caller, Principal, Rt, bearer, identify, partner_
 from relay.web.views import delivery_page
 
 log = get_logger(__name__)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 partner_router = APIRouter(prefix="/api/v1/partners", tags=["deliveries"])
 router = APIRouter(prefix="/api/v1/deliveries", tags=["deliveries"])
@@ -126,7 +125,7 @@ def authorise_ack(
             raise unauthorized("invalid or revoked token")
     elif link_token is None:
         raise unauthorized("missing token: open the link from the email, or send a bearer token")
-    elif not auth.link_token_ok(secret, delivery_id, link_token):
+    elif not tokens.link_token_ok(secret, delivery_id, link_token):
         raise unauthorized("this acknowledgement link is not valid (was it cut or altered?)")
     d = rt.trace.book.deliveries.get(delivery_id)
     if d is None or d.notification_id is None or d.document_id is None:
@@ -154,7 +153,7 @@ async def record_ack(
         note=ack.note,
         detail=f"acknowledged by {by}",
     )
-    partition, offset = await rt.send(
+    partition, offset = await rt.out.send(
         topics.AUDIT, record.document_id, record.model_dump_json().encode()
     )
     rt.counters["audit.delivery.acked"] += 1

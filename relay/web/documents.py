@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from relay import topics
-from relay.app import today_in_shanghai
-from relay.errors import InvalidEvent, InvalidJSON
-from relay.intake import encode_event, too_large, validate_event
-from relay.models.limits import MAX_EVENT_BYTES, read_json
+from relay.core import topics
+from relay.core.errors import InvalidEvent, InvalidJSON
+from relay.core.intake import encode_event, today_in_shanghai, too_large, validate_event
+from relay.core.models.limits import MAX_EVENT_BYTES, read_json
 from relay.web.errors import ApiError, not_found, responses
 from relay.web.schemas import DocumentAccepted, DocumentTraceOut, ReplayRequest, ReplayResult
 from relay.web.security import Operator, Rt
@@ -55,7 +54,7 @@ async def publish(request: Request, rt: Rt, _: Operator) -> DocumentAccepted:
             message = f"{e.field}: {message}"
         raise ApiError(413 if e.reason == "too_large" else 422, e.reason, message) from e
     doc = event.document
-    partition, offset = await rt.send(topics.DOCUMENTS, doc.id, value)
+    partition, offset = await rt.out.send(topics.DOCUMENTS, doc.id, value)
     rt.counters["api.documents.published"] += 1
     return DocumentAccepted(
         event_id=event.event_id,
@@ -91,7 +90,7 @@ async def trace(
 async def replay(body: ReplayRequest, rt: Rt, _: Operator) -> ReplayResult:
     # Imported here: replaying reads the dead-letter topic with a client of its own, which
     # the rest of the API never needs.
-    from relay.replay import replay_dead_letters
+    from relay.adapters.dead_letters import replay_dead_letters
 
     given = body.model_dump(exclude={"all"}, exclude_none=True)
     if not given and not body.all:

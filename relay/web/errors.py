@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from relay.intake import field_path
+from relay.core.intake import field_path
 from relay.web.schemas import ErrorBody
 
 BEARER = {"WWW-Authenticate": "Bearer"}

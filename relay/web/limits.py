@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relay.errors import InvalidJSON
-from relay.models.limits import read_json
+from relay.core.errors import InvalidJSON
+from relay.core.models.limits import read_json
 from relay.web.errors import error
 
 #: The largest request body the API reads (a document event is a few KiB).

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from relay.rendering import TEMPLATES
+from relay.core.rendering import TEMPLATES
 
 #: The token is in the URL: no referrer, no caching, no framing, nothing loaded from elsewhere.
 PAGE_HEADERS = {

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
-from relay import auth, signing
-from relay.delivery.safety import check_url
-from relay.errors import UnsafeWebhookURL
-from relay.models import EmailChannel, Partner, WebhookChannel
-from relay.settings import Profile, Settings
+from relay.adapters.safety import check_url
+from relay.core import signing, tokens
+from relay.core.errors import UnsafeWebhookURL
+from relay.core.models import EmailChannel, Partner, WebhookChannel
+from relay.core.settings import Profile, Settings
 from relay.web import probe
 from relay.web.errors import ApiError, invalid, not_found, responses
 from relay.web.schemas import (
@@ -109,7 +109,7 @@ def _now() -> datetime:
 async def create_partner(
     body: PartnerCreate, rt: Rt, _: Operator, request: Request
 ) -> PartnerCreated:
-    token = auth.new_partner_token()
+    token = tokens.new_partner_token()
     made: dict[str, str] = {}
 
     def build() -> Partner:
@@ -129,7 +129,7 @@ async def create_partner(
                 paused=body.paused,
                 delivery=body.delivery,
                 channels=channels,
-                token_hashes=[auth.hash_token(token)],
+                token_hashes=[tokens.hash_token(token)],
             )
         except ValidationError as e:
             raise invalid(e) from e
@@ -187,9 +187,9 @@ async def update_partner(
 )
 async def rotate_token(partner_id: PartnerId, rt: Rt, who: Caller, request: Request) -> TokenIssued:
     partner_for(rt, who, partner_id)
-    token = auth.new_partner_token()
+    token = tokens.new_partner_token()
     await store(request).change(
-        partner_id, lambda p: revalidated(p, token_hashes=[auth.hash_token(token)])
+        partner_id, lambda p: revalidated(p, token_hashes=[tokens.hash_token(token)])
     )
     return TokenIssued(partner_id=partner_id, token=token)
 

@@ -2,61 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 
-from relay.app import Runtime
-from relay.delivery.base import Outcome, OutcomeStatus
-from relay.logs import get_logger
-from relay.models import EmailChannel, Partner, WebhookChannel
-from relay.rendering import MAIL_POLICY, SUBJECT_PREFIX, message_id
+from relay.core.logs import get_logger
+from relay.core.models import EmailChannel, Partner, WebhookChannel
+from relay.core.outcome import Outcome, OutcomeStatus
+from relay.core.rendering import test_email, test_webhook_body
+from relay.runtime.app import Runtime
 from relay.web.schemas import ChannelTestResult
 
 log = get_logger(__name__)
-
-#: Not a policy type: a receiver that routes on ``type`` must not forward a test to members.
-TEST_TYPE = "relay.test"
-TEST_TEXT = "这是政策接力平台发送的测试通知，用于确认接收渠道畅通。无需转发，无需回复。"
 
 
 def probe_id() -> str:
     """A fresh id per test, so receivers that deduplicate by webhook-id still see each one."""
     return f"dlv_test_{secrets.token_hex(12)}"
-
-
-def probe_body(partner: Partner, channel: WebhookChannel, delivery_id: str) -> bytes:
-    now = datetime.now(UTC)
-    payload = {
-        "type": TEST_TYPE,
-        "timestamp": now.isoformat(),
-        "data": {
-            "delivery_id": delivery_id,
-            "partner_id": partner.id,
-            "channel_id": channel.id,
-            "test": True,
-            "message": TEST_TEXT,
-        },
-    }
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def probe_email(
-    partner: Partner, channel: EmailChannel, delivery_id: str, mail_from: str
-) -> EmailMessage:
-    msg = EmailMessage(policy=MAIL_POLICY)
-    msg["Subject"] = f"{SUBJECT_PREFIX} 测试通知（无需转发）"
-    msg["From"] = mail_from
-    msg["To"] = ", ".join(channel.to)
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = message_id(delivery_id)
-    msg["X-Relay-Delivery-Id"] = delivery_id
-    msg["X-Relay-Event-Type"] = TEST_TYPE
-    text = f"{partner.name}：\n\n{TEST_TEXT}\n\n渠道：{channel.id}\n编号：{delivery_id}\n"
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="base64")
-    return msg
 
 
 async def send_test(
@@ -66,7 +27,7 @@ async def send_test(
     delivery_id = probe_id()
     outcome: Outcome
     if isinstance(channel, WebhookChannel):
-        body = probe_body(partner, channel, delivery_id)
+        body = test_webhook_body(partner, channel, delivery_id, datetime.now(UTC))
         outcome = await rt.webhooks.send(
             url=channel.url,
             delivery_id=delivery_id,
@@ -76,7 +37,9 @@ async def send_test(
     elif rt.mail is None:
         outcome = Outcome(OutcomeStatus.failed, "no SMTP server configured (RELAY_SMTP_HOST)")
     else:
-        message = probe_email(partner, channel, delivery_id, rt.settings.mail_from)
+        message = test_email(
+            partner, channel, delivery_id, rt.settings.mail_from, datetime.now(UTC)
+        )
         outcome = await rt.mail.send(message)
     rt.counters[f"channel_test.{channel.type}.{outcome.status}"] += 1
     log.info(

@@ -7,8 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from relay.delivery.base import OutcomeStatus
-from relay.models import (
+from relay.core.models import (
     AuditRecord,
     Coverage,
     DeliveryPrefs,
@@ -19,8 +18,8 @@ from relay.models import (
     Partner,
     WebhookChannel,
 )
-from relay.models.document import HttpURL
-from relay.models.limits import (
+from relay.core.models.document import HttpURL
+from relay.core.models.limits import (
     CHANNELS_MAX,
     DELIVERY_IDS_MAX,
     FORWARDED_TO_MAX,
@@ -30,7 +29,8 @@ from relay.models.limits import (
     Note,
     ShortId,
 )
-from relay.models.partner import PARTNER_ID, EmailAddress, PartnerKind, WebhookSecret
+from relay.core.models.partner import PARTNER_ID, EmailAddress, PartnerKind, WebhookSecret
+from relay.core.outcome import OutcomeStatus
 
 CHANNEL_ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 

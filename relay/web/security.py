@@ -14,9 +14,9 @@ from typing import Annotated, Literal, cast
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from relay import auth
-from relay.app import Runtime
-from relay.models import Partner
+from relay.core import tokens
+from relay.core.models import Partner
+from relay.runtime.app import Runtime
 from relay.web.errors import ApiError, not_found, unauthorized
 
 #: Declares the bearer scheme in /openapi.json; errors are ours, not FastAPI's.
@@ -37,14 +37,14 @@ def runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.rt)
 
 
-def token_index(request: Request) -> auth.TokenIndex:
-    return cast(auth.TokenIndex, request.app.state.tokens)
+def token_index(request: Request) -> tokens.TokenIndex:
+    return cast(tokens.TokenIndex, request.app.state.tokens)
 
 
-def identify(rt: Runtime, index: auth.TokenIndex, token: str) -> Principal | None:
+def identify(rt: Runtime, index: tokens.TokenIndex, token: str) -> Principal | None:
     """The principal a bearer token stands for, or None."""
     operator = rt.settings.operator_token
-    if operator is not None and auth.operator_token_ok(token, operator.get_secret_value()):
+    if operator is not None and tokens.operator_token_ok(token, operator.get_secret_value()):
         return Principal("operator")
     partner_id = index.find(token)
     if partner_id is not None and rt.registry.book.get(partner_id) is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from relay import topics
-from relay.app import Runtime
-from relay.models import Partner
+from relay.core import topics
+from relay.core.models import Partner
+from relay.runtime.app import Runtime
 from relay.web.errors import ApiError, not_found
 
 
@@ -23,7 +23,7 @@ class PartnerStore:
         self._lock = asyncio.Lock()
 
     async def _save(self, partner: Partner) -> None:
-        _, offset = await self.rt.send(
+        _, offset = await self.rt.out.send(
             topics.PARTNERS, partner.id, partner.model_dump_json().encode()
         )
         try:

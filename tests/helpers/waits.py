@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from relay import kafka
-from relay.embedded.faust_patches import true_end_offsets
-from relay.settings import Settings
+from relay.adapters import kafka
+from relay.adapters.compat import refresh_metadata
+from relay.adapters.kafka import true_end_offsets
+from relay.core.settings import Settings
 
 
 async def until(
@@ -66,7 +67,7 @@ async def committed_offsets(
     )
     await peek.start()
     try:
-        await peek._client.force_metadata_update()
+        await refresh_metadata(peek)
         tps = [
             TopicPartition(topic, p)
             for topic in topics

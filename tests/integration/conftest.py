@@ -20,13 +20,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from relay import kafka, topics
+from relay.adapters import kafka
+from relay.adapters.files import load_partners
+from relay.core import topics
+from relay.core.models import WebhookChannel, audit_records
+from relay.core.settings import Settings
+from relay.core.settling import Progress
 from relay.embedded.broker import free_port
 from relay.embedded.stack import Stack
-from relay.files import load_partners
-from relay.models import WebhookChannel, audit_records
-from relay.progress import Progress
-from relay.settings import Settings
 from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from relay.models import DeliveryStatus
+from relay.core.models import DeliveryStatus
 from tests.helpers.api import create_partner, event, eventually, hook, publish, unique
 from tests.helpers.receivers import respond
 from tests.integration.conftest import ApiUnderTest

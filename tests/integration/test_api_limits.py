@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from relay.models.limits import MAX_DEPTH, MAX_EVENT_BYTES
+from relay.core.models.limits import MAX_DEPTH, MAX_EVENT_BYTES
 from tests.helpers.api import (
     bearer,
     create_partner,

@@ -31,11 +31,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from relay.adapters.files import load_partners
+from relay.core.models import Partner
+from relay.core.settings import Settings
 from relay.embedded.broker import free_port
 from relay.embedded.stack import Stack
-from relay.files import load_partners
-from relay.models import Partner
-from relay.settings import Settings
 from tests.integration.conftest import renamed, sample_event
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from relay.auth import link_token
+from relay.core.tokens import link_token
 from tests.helpers.api import bearer, create_partner, deliveries, event, hook, publish, unique
 from tests.integration.conftest import ApiUnderTest
 

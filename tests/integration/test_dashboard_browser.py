@@ -19,8 +19,9 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, async_playwright, expect
 
-from relay import kafka, topics
-from relay.models import DeliveryIntent
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import DeliveryIntent
 from tests.helpers.api import create_partner, event, eventually, hook, publish, unique
 from tests.helpers.receivers import accept, respond
 from tests.integration.conftest import ApiUnderTest

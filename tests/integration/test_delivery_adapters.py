@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from relay import ids, rendering, signing
-from relay.delivery.base import MAX_RETRY_AFTER, Outcome, OutcomeStatus
-from relay.delivery.email import EmailSender
-from relay.delivery.webhook import WebhookSender, parse_retry_after
-from relay.models import (
+from relay.adapters.email import EmailSender
+from relay.adapters.webhook import WebhookSender, parse_retry_after
+from relay.core import ids, rendering, signing
+from relay.core.models import (
     DeliveryStatus,
     Dimension,
     Document,
@@ -28,7 +27,8 @@ from relay.models import (
     PlannedDelivery,
     Reason,
 )
-from relay.retrying import RetryPolicy, decide
+from relay.core.outcome import MAX_RETRY_AFTER, Outcome, OutcomeStatus
+from relay.core.retry import RetryPolicy, decide
 from tests.helpers.receivers import (
     Envelope,
     SMTPRecorder,

@@ -21,11 +21,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay import kafka, topics
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import AuditRecord, DeliveryStatus, Partner, audit_records
+from relay.core.settling import Progress
+from relay.core.signing import new_secret
 from relay.embedded.broker import free_port, stop_process
-from relay.models import AuditRecord, DeliveryStatus, Partner, audit_records
-from relay.progress import Progress
-from relay.signing import new_secret
 from tests.helpers.receivers import Received, Reply, accept, fail_first, flaky, respond
 from tests.integration.conftest import RelayUnderTest, run_relay_cli
 

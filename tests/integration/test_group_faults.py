@@ -23,10 +23,11 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from relay import kafka, topics
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.settings import Membership, Settings
 from relay.embedded.broker import free_port, stop_process
 from relay.embedded.stack import Stack
-from relay.settings import Membership, Settings
 from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
 from tests.integration.conftest import RelayUnderTest
 from tests.integration.test_faults import (

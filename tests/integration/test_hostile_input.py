@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from relay import topics
-from relay.models import DeliveryStatus
-from relay.models.limits import MAX_EVENT_BYTES, RAW_KEEP, SUMMARY_MAX
+from relay.core import topics
+from relay.core.models import DeliveryStatus
+from relay.core.models.limits import MAX_EVENT_BYTES, RAW_KEEP, SUMMARY_MAX
 from tests.helpers.receivers import fail_first
 from tests.integration.conftest import RelayUnderTest, renamed, sample_event
 from tests.integration.test_faults import (

@@ -23,10 +23,10 @@ from aiohttp import web
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from relay.delivery.base import OutcomeStatus
-from relay.delivery.http import MAX_HEAD_BYTES, BadReply, Disconnected, HTTPClient
-from relay.delivery.safety import AddressRefused, address_refusal
-from relay.delivery.webhook import MAX_REPLY_BYTES, WebhookSender
+from relay.adapters.http import MAX_HEAD_BYTES, BadReply, Disconnected, HTTPClient
+from relay.adapters.safety import AddressRefused, address_refusal
+from relay.adapters.webhook import MAX_REPLY_BYTES, WebhookSender
+from relay.core.outcome import OutcomeStatus
 from tests.helpers.receivers import StaticResolver
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

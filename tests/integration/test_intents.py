@@ -17,8 +17,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from relay import kafka, topics
-from relay.models import (
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import (
     DeliveryIntent,
     DocumentSource,
     MatchResult,

@@ -13,9 +13,10 @@ from collections import Counter
 
 import pytest
 
-from relay import kafka, topics
-from relay.ledger import BATCH_KEY
-from relay.models import DeliveryIntent, audit_records, delivery_intents
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import DeliveryIntent, audit_records, delivery_intents
+from relay.runtime.ledger import BATCH_KEY
 from tests.integration.conftest import RelayUnderTest
 from tests.integration.test_faults import fan_out
 

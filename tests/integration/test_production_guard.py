@@ -21,13 +21,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from relay import kafka, topics
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import DeliveryStatus, Partner, audit_records
+from relay.core.settings import Settings
+from relay.core.settling import Progress
+from relay.core.signing import new_secret
 from relay.embedded.broker import free_port
 from relay.embedded.stack import Stack
-from relay.models import DeliveryStatus, Partner, audit_records
-from relay.progress import Progress
-from relay.settings import Settings
-from relay.signing import new_secret
 from tests.helpers.api import eventually
 from tests.integration.test_faults import REGION, TAG, fault_event
 

@@ -9,9 +9,10 @@ import time
 import httpx
 import pytest
 
-from relay import kafka, topics
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import Partner
 from relay.embedded.broker import free_port, stop_process
-from relay.models import Partner
 from tests.integration.conftest import RelayUnderTest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]

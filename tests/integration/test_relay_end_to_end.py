@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from relay import topics
+from relay.core import topics
 from tests.helpers.waits import wait_consumed
 from tests.integration.conftest import RelayUnderTest, renamed, sample_event
 

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from relay import kafka, topics
-from relay.models import DeliveryIntent, DeliveryStatus, Partner
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import DeliveryIntent, DeliveryStatus, Partner
 from tests.helpers.receivers import Hold, Received, Reply, accept, respond
 from tests.helpers.waits import record_on, until, wait_consumed
 from tests.integration.conftest import RelayUnderTest, run_relay_cli

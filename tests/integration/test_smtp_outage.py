@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from relay import kafka, topics
+from relay.adapters import kafka
+from relay.core import topics
+from relay.core.models import DeliveryStatus, Partner, audit_records
+from relay.core.settings import Settings
 from relay.embedded.broker import free_port
 from relay.embedded.stack import Stack
-from relay.models import DeliveryStatus, Partner, audit_records
-from relay.settings import Settings
 from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
 from tests.integration.conftest import RelayUnderTest
 from tests.integration.test_faults import REGION, TAG, fault_event, planned_deliveries

@@ -20,13 +20,13 @@ import pytest
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from relay.app import Runtime
-from relay.delivery.base import OutcomeStatus
-from relay.delivery.safety import check_url
-from relay.delivery.webhook import WebhookSender
-from relay.errors import UnsafeWebhookURL
-from relay.models import Partner
-from relay.settings import Profile, Settings
+from relay.adapters.safety import check_url
+from relay.adapters.webhook import WebhookSender
+from relay.core.errors import UnsafeWebhookURL
+from relay.core.models import Partner
+from relay.core.outcome import OutcomeStatus
+from relay.core.settings import Profile, Settings
+from relay.runtime.app import Runtime
 from relay.web.api import create_api
 from tests.helpers.receivers import StaticResolver
 

@@ -6,8 +6,8 @@ import base64
 from datetime import UTC, date, datetime
 from typing import Any
 
-from relay import ids
-from relay.models import (
+from relay.core import ids
+from relay.core.models import (
     Dimension,
     Document,
     DocumentEvent,

@@ -10,37 +10,37 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from relay import auth, rendering
+from relay.core import rendering, tokens
 from relay.web.errors import describe
 from tests.unit import factories
 
 
 def test_partner_tokens_are_random_prefixed_and_stored_only_as_sha256() -> None:
-    a, b = auth.new_partner_token(), auth.new_partner_token()
+    a, b = tokens.new_partner_token(), tokens.new_partner_token()
     assert a != b
     assert a.startswith("prt_") and len(a) > 40
-    h = auth.hash_token(a)
+    h = tokens.hash_token(a)
     assert len(h) == 64 and a not in h
-    assert auth.token_matches(a, ["0" * 64, h])
-    assert not auth.token_matches(b, [h])
-    assert not auth.token_matches(a, [])
+    assert tokens.token_matches(a, ["0" * 64, h])
+    assert not tokens.token_matches(b, [h])
+    assert not tokens.token_matches(a, [])
 
 
 def test_operator_token_never_matches_when_unset() -> None:
-    assert auth.operator_token_ok("op-secret", "op-secret")
-    assert not auth.operator_token_ok("op-secre", "op-secret")
-    assert not auth.operator_token_ok("", None)
-    assert not auth.operator_token_ok("", "")
+    assert tokens.operator_token_ok("op-secret", "op-secret")
+    assert not tokens.operator_token_ok("op-secre", "op-secret")
+    assert not tokens.operator_token_ok("", None)
+    assert not tokens.operator_token_ok("", "")
 
 
 def test_token_index_finds_the_owner_and_forgets_revoked_tokens() -> None:
-    index = auth.TokenIndex()
-    old, new, other = (auth.new_partner_token() for _ in range(3))
-    index.update("p-1", [auth.hash_token(old)])
-    index.update("p-2", [auth.hash_token(other)])
+    index = tokens.TokenIndex()
+    old, new, other = (tokens.new_partner_token() for _ in range(3))
+    index.update("p-1", [tokens.hash_token(old)])
+    index.update("p-2", [tokens.hash_token(other)])
     assert index.find(old) == "p-1" and index.find(other) == "p-2"
     # A rotation replaces the hashes: the old token stops working at once.
-    index.update("p-1", [auth.hash_token(new)])
+    index.update("p-1", [tokens.hash_token(new)])
     assert index.find(old) is None and index.find(new) == "p-1"
     index.update("p-2", None)
     assert index.find(other) is None
@@ -49,32 +49,32 @@ def test_token_index_finds_the_owner_and_forgets_revoked_tokens() -> None:
 
 
 def test_link_token_is_an_hmac_of_the_delivery_id() -> None:
-    t = auth.link_token("secret", "dlv_1")
-    assert len(t) == auth.LINK_TOKEN_HEX
-    assert t != auth.link_token("secret", "dlv_2")
-    assert t != auth.link_token("other", "dlv_1")
-    assert auth.link_token_ok("secret", "dlv_1", t)
-    assert not auth.link_token_ok("secret", "dlv_2", t)
-    assert not auth.link_token_ok(None, "dlv_1", t)
-    assert not auth.link_token_ok("secret", "dlv_1", "")
+    t = tokens.link_token("secret", "dlv_1")
+    assert len(t) == tokens.LINK_TOKEN_HEX
+    assert t != tokens.link_token("secret", "dlv_2")
+    assert t != tokens.link_token("other", "dlv_1")
+    assert tokens.link_token_ok("secret", "dlv_1", t)
+    assert not tokens.link_token_ok("secret", "dlv_2", t)
+    assert not tokens.link_token_ok(None, "dlv_1", t)
+    assert not tokens.link_token_ok("secret", "dlv_1", "")
 
 
 @given(st.text(max_size=40))
 def test_a_wrong_link_token_is_refused_whatever_it_is(guess: str) -> None:
-    real = auth.link_token("secret", "dlv_1")
-    assert auth.link_token_ok("secret", "dlv_1", guess) is (guess == real)
+    real = tokens.link_token("secret", "dlv_1")
+    assert tokens.link_token_ok("secret", "dlv_1", guess) is (guess == real)
 
 
 def test_ack_url_carries_the_link_token_only_when_a_secret_is_set() -> None:
     plain = rendering.ack_url("http://h:1/", "dlv_9")
     assert plain == "http://h:1/api/v1/deliveries/dlv_9/ack"
     signed = rendering.ack_url("http://h:1/", "dlv_9", link_secret=SecretStr("s3"))
-    assert signed == f"{plain}?t={auth.link_token('s3', 'dlv_9')}"
+    assert signed == f"{plain}?t={tokens.link_token('s3', 'dlv_9')}"
     assert rendering.ack_url("http://h:1", "dlv_9", link_secret="s3") == signed
 
 
 def test_webhook_and_email_carry_the_signed_ack_url() -> None:
-    from relay.models import Notification
+    from relay.core.models import Notification
 
     doc = factories.event_model().document
     p = factories.partner()
@@ -96,7 +96,7 @@ def test_webhook_and_email_carry_the_signed_ack_url() -> None:
     )
     planned = n.deliveries[0]
     now = datetime(2023, 6, 7, tzinfo=UTC)
-    t = auth.link_token("s3", "dlv_1")
+    t = tokens.link_token("s3", "dlv_1")
     payload = rendering.webhook_payload(
         n, planned, why=[], base_url="http://h", now=now, link_secret="s3"
     )
@@ -149,8 +149,8 @@ def test_validation_errors_name_the_field(error: dict[str, Any], message: str) -
 async def test_operator_endpoints_stay_closed_without_an_operator_token() -> None:
     import httpx
 
-    from relay.app import Runtime
-    from relay.settings import Settings
+    from relay.core.settings import Settings
+    from relay.runtime.app import Runtime
     from relay.web.api import create_api
 
     api = create_api(Runtime(Settings(profile="dev")))

@@ -7,9 +7,9 @@ from importlib import resources
 
 import pytest
 
-from relay.errors import UnknownCode
-from relay.matching import catalogue
-from relay.matching.catalogue import (
+from relay.core.errors import UnknownCode
+from relay.core.matching import catalogue
+from relay.core.matching.catalogue import (
     DIVISIONS,
     REGIONS,
     SECTIONS,
@@ -24,10 +24,19 @@ from relay.matching.catalogue import (
     region_name,
     scale_name,
 )
-from relay.matching.codes import SECTION_DIVISIONS
-from relay.matching.explain import dimension_label, explain
-from relay.matching.reference import match_partner
-from relay.models import Coverage, Dimension, Document, MatchResult, Partner, Reason, Scale, Scope
+from relay.core.matching.codes import SECTION_DIVISIONS
+from relay.core.matching.explain import dimension_label, explain
+from relay.core.matching.reference import match_partner
+from relay.core.models import (
+    Coverage,
+    Dimension,
+    Document,
+    MatchResult,
+    Partner,
+    Reason,
+    Scale,
+    Scope,
+)
 
 # -- industries ---------------------------------------------------------------------------
 
@@ -208,7 +217,7 @@ def test_scale_names(scale: Scale | str, name: str) -> None:
 
 
 def test_every_catalogue_file_records_its_source_and_edition() -> None:
-    folder = resources.files("relay.matching").joinpath("catalogues")
+    folder = resources.files("relay.core.matching").joinpath("catalogues")
     files = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
     assert files == ["gbt4754_2017.json", "regions_shanghai.json", "scales.json", "tags.json"]
     for name in files:

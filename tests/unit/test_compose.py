@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from relay.settings import Settings
+from relay.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relay.coverage import Beat, Coverage, actor
-from relay.stats import PartitionProgress
+from relay.core.coverage import Beat, Coverage, actor
+from relay.core.stats import PartitionProgress
 
 T = "relay.deliveries.webhook"
 GRACE, STALL, LIVE = 20.0, 25.0, 6.0

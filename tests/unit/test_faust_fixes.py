@@ -1,4 +1,5 @@
-"""The Faust fixes (relay/faust_fixes.py): the fetch never reads an empty set of active
+"""The compatibility module (relay/adapters/compat.py): its start-up check, and the Faust
+fixes: the fetch never reads an empty set of active
 partitions as "all of them"; recovery seeks before resuming the stream partitions, and
 nothing runs in between resuming them, clearing the queues and turning the flow on."""
 
@@ -13,7 +14,8 @@ from unittest.mock import AsyncMock, MagicMock
 
 import pytest
 
-from relay import faust_fixes
+from relay.adapters import compat as faust_fixes
+from relay.core.errors import ConfigError
 
 #: The Faust methods the fix replaces, as written in faust-streaming 0.15.3. When Faust
 #: changes them, check whether the race is still there and whether the copies still fit.
@@ -29,7 +31,42 @@ def test_the_replaced_faust_methods_are_the_ones_the_fix_was_written_for() -> No
         name: hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
         for name, fn in faust_fixes.ORIGINALS.items()
     }
-    assert got == UPSTREAM
+    assert got == UPSTREAM == faust_fixes.UPSTREAM
+
+
+def test_the_installed_faust_and_aiokafka_have_everything_the_relay_uses() -> None:
+    assert faust_fixes.problems() == []
+    faust_fixes.check()
+
+
+def test_a_member_gone_stops_the_worker_with_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faust.transport.drivers.aiokafka import Producer
+
+    monkeypatch.delattr(Producer, "_ensure_producer")
+    with pytest.raises(ConfigError) as info:
+        faust_fixes.check()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "faust.transport.drivers.aiokafka.Producer._ensure_producer is gone" in message
+
+
+def test_a_copied_method_changed_upstream_stops_the_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def changed(self: Any, generation_id: int = 0) -> None:
+        """Not the method the fix copied."""
+
+    monkeypatch.setitem(faust_fixes.ORIGINALS, "_resume_streams", changed)
+    with pytest.raises(ConfigError, match="changed upstream"):
+        faust_fixes.check()
+
+
+def test_a_release_not_tested_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(faust_fixes.TESTED, "aiokafka", ("9.",))
+    with pytest.raises(ConfigError, match=r"aiokafka 0\.\d+\.\d+ \(tested: \('9\.',\)\)"):
+        faust_fixes.check()
 
 
 async def test_no_active_partition_fetches_nothing_instead_of_everything(
@@ -143,12 +180,12 @@ async def test_a_new_rebalance_during_the_seek_resumes_nothing() -> None:
     assert not recovery.completed.is_set()
 
 
-def test_apply_installs_the_fix_once() -> None:
+def test_install_applies_the_fixes_once() -> None:
     from faust.tables.recovery import Recovery
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    faust_fixes.apply()
-    faust_fixes.apply()
+    faust_fixes.install(embedded_broker=False, fetch_wait_ms=50)
+    faust_fixes.install(embedded_broker=False, fetch_wait_ms=50)
     assert Recovery.on_recovery_completed is faust_fixes.on_recovery_completed
     assert Recovery._resume_streams is faust_fixes._resume_streams
     assert AIOKafkaConsumerThread._fetch_records is faust_fixes._fetch_records

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.errors import InvalidInput, InvalidPartner
-from relay.files import load_partners, read_events
-from relay.models.limits import MAX_FILE_BYTES
+from relay.adapters.files import load_partners, read_events
+from relay.core.errors import InvalidInput, InvalidPartner
+from relay.core.models.limits import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 

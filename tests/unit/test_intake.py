@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from relay.errors import InvalidEvent
-from relay.intake import event_hints, parse_event, validate_event
+from relay.core.errors import InvalidEvent
+from relay.core.intake import event_hints, parse_event, validate_event
 from tests.unit.factories import event
 
 TODAY = date(2026, 11, 26)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from relay.delivery.base import Outcome, OutcomeStatus
-from relay.dispatch import EARLY, MADE, NEW, new_ledger_entry, record_attempt, verdict
-from relay.models import DeliveryIntent, DeliveryStatus, LedgerEntry
+from relay.core.models import DeliveryIntent, DeliveryStatus, LedgerEntry
+from relay.core.outcome import Outcome, OutcomeStatus
+from relay.runtime.deliver import EARLY, MADE, NEW, new_ledger_entry, record_attempt, verdict
 from tests.unit.factories import make_notification
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)

@@ -16,11 +16,10 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from relay.app import faust_settings
-from relay.errors import InvalidEvent
-from relay.intake import encode_event, event_hints, parse_event, rejection, validate_event
-from relay.models import DocumentEvent, Partner
-from relay.models.limits import (
+from relay.core.errors import InvalidEvent
+from relay.core.intake import encode_event, event_hints, parse_event, rejection, validate_event
+from relay.core.models import DocumentEvent, Partner
+from relay.core.models.limits import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
     NAME_MAX,
@@ -32,7 +31,8 @@ from relay.models.limits import (
     VERSION_MAX,
     read_json,
 )
-from relay.settings import Settings
+from relay.core.settings import Settings
+from relay.runtime.app import faust_settings
 from tests.unit.factories import event, partner
 
 TODAY = date(2026, 11, 26)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.matching import engine, reference
-from relay.matching.engine import MatchIndex, _bitmap, _slots
-from relay.models import Document, MatchResult, Partner
+from relay.core.matching import engine, reference
+from relay.core.matching.engine import MatchIndex, _bitmap, _slots
+from relay.core.models import Document, MatchResult, Partner
 
 # Realistic code pools: mostly 青浦/徐泾 and Shanghai, industries across the levels and
 # sections, with letter prefixes, 12-digit region codes and a few codes from elsewhere.

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from relay.matching.engine import MatchIndex
-from relay.matching.reference import match_partner
-from relay.models import Dimension, Document, MatchResult, Partner, Reason
+from relay.core.matching.engine import MatchIndex
+from relay.core.matching.reference import match_partner
+from relay.core.models import Dimension, Document, MatchResult, Partner, Reason
 
 
 def doc(tags: list[str] | None = None, **scope: Any) -> Document:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from relay.errors import InvalidEvent
-from relay.matching.reference import match_all, match_partner
-from relay.models import NoticeType
-from relay.planning import DocumentState, plan_event
+from relay.core.errors import InvalidEvent
+from relay.core.matching.reference import match_all, match_partner
+from relay.core.models import NoticeType
+from relay.core.planning import DocumentState, plan_event
 from tests.unit.factories import NOW, event_model, partner
 
 

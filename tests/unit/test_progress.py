@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relay.models import AuditRecord, DeliveryStatus
-from relay.progress import Progress
+from relay.core.models import AuditRecord, DeliveryStatus
+from relay.core.settling import Progress
 from tests.unit.factories import NOW
 
 

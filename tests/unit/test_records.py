@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from relay.models import (
+from relay.core.models import (
     INTENT_JSON,
     AuditRecord,
     DeliveryIntent,
@@ -23,7 +23,7 @@ from relay.models import (
     first_attempt_ref,
     fit,
 )
-from relay.models.limits import MAX_BUNDLE_BYTES
+from relay.core.models.limits import MAX_BUNDLE_BYTES
 from tests.unit.factories import make_document, make_notification
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

@@ -14,9 +14,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from relay import rendering
-from relay.models import NoticeType
-from relay.models.limits import NOT_IN_LINE
+from relay.core import rendering
+from relay.core.models import NoticeType
+from relay.core.models.limits import NOT_IN_LINE
 from tests.unit.factories import DOC_NUMBER, NOW, TITLE, make_notification
 
 BASE_URL = "https://relay.example.gov.cn/"

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.delivery.base import MAX_RETRY_AFTER, Outcome, OutcomeStatus
-from relay.models import DeliveryStatus
-from relay.retrying import RetryPolicy, decide
+from relay.core.models import DeliveryStatus
+from relay.core.outcome import MAX_RETRY_AFTER, Outcome, OutcomeStatus
+from relay.core.retry import RetryPolicy, decide
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 POLICY = RetryPolicy((5.0, 300.0), floor=60.0)

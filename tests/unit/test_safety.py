@@ -6,7 +6,7 @@ from ipaddress import ip_address
 
 import pytest
 
-from relay.delivery.safety import (
+from relay.adapters.safety import (
     AddressRefused,
     SafeResolver,
     address_refusal,
@@ -14,7 +14,7 @@ from relay.delivery.safety import (
     delivery_refusal,
     webhook_target,
 )
-from relay.errors import UnsafeWebhookURL
+from relay.core.errors import UnsafeWebhookURL
 from tests.helpers.receivers import StaticResolver
 
 

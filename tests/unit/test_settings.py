@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from relay.app import faust_settings
-from relay.errors import ConfigError
-from relay.settings import DEFAULT_RETRY_SCHEDULE, EMBEDDED_BROKER_URL, Profile, load_settings
+from relay.core.errors import ConfigError
+from relay.core.settings import DEFAULT_RETRY_SCHEDULE, EMBEDDED_BROKER_URL, Profile, load_settings
+from relay.runtime.app import faust_settings
 
 
 def test_defaults_point_at_the_embedded_broker(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from relay import signing
+from relay.core import signing
 
 TITLE = "关于徐泾镇2023年政务公开工作要点"
 BODY = json.dumps({"type": "policy.relayed", "data": {"title": TITLE}}, ensure_ascii=False).encode()

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.models import AuditRecord, DeliveryStatus
-from relay.stats import PartitionProgress, RateWindow, TopicLag, lag_by_topic
-from relay.trace import FAILURES_KEPT, TraceBook
+from relay.core.models import AuditRecord, DeliveryStatus
+from relay.core.stats import PartitionProgress, RateWindow, TopicLag, lag_by_topic
+from relay.runtime.trace import FAILURES_KEPT, TraceBook
 from relay.web.dashboard import document_summary, throughput
 from tests.unit.test_trace import T0, ack, attempt, planned
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.models import AuditRecord, DeliveryStatus
-from relay.registry import PartnerBook
-from relay.trace import TraceBook
+from relay.core.models import AuditRecord, DeliveryStatus
+from relay.runtime.registry import PartnerBook
+from relay.runtime.trace import TraceBook
 from relay.web.errors import ApiError
 from relay.web.views import delivery_page, trace_out
 from tests.unit import factories

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from faust.types import TP as FaustTP
 
-from relay import topics, watchdog
-from relay.watchdog import Watchdog
+from relay.core import topics
+from relay.runtime import watchdog
+from relay.runtime.watchdog import Watchdog
 
 TP = FaustTP(topics.DELIVER_WEBHOOK, 0)
 
@@ -34,9 +35,9 @@ def _watchdog(monkeypatch: pytest.MonkeyPatch, end: int, started_from: int | Non
 
 async def _check_over(dog: Watchdog, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     clock = [1000.0]
-    monkeypatch.setattr("relay.watchdog.time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr("relay.runtime.watchdog.time", SimpleNamespace(monotonic=lambda: clock[0]))
     # On a stall it stops its own process: not here.
-    monkeypatch.setattr("relay.watchdog.os", SimpleNamespace(getpid=lambda: 0, kill=print))
+    monkeypatch.setattr("relay.runtime.watchdog.os", SimpleNamespace(getpid=lambda: 0, kill=print))
     await dog._check()
     clock[0] += seconds
     await dog._check()

@@ -1,0 +1,1 @@
+"""Sample partners, clearly marked samples (package data: relay.config)."""

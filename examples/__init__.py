@@ -1,0 +1,1 @@
+"""Sample document events, the seed document among them (package data: relay.examples)."""

@@ -1,1 +1,0 @@
-"""Delivery adapters: the I/O that carries a notification to a partner (webhook, email)."""

@@ -1,0 +1,105 @@
+"""The demo's report: document × partner × channel × status × why, as an aligned text table."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+from relay.core.matching.explain import explain
+from relay.core.models import MatchResult
+from relay.core.settling import Progress
+
+STATUS_LABEL = {
+    "delivered": "已送达 delivered",
+    "failed": "失败 failed",
+    "disabled": "已停用 disabled",
+    "dead": "死信 dead",
+    "retrying": "重试中 retrying",
+}
+
+
+def width(text: str) -> int:
+    """Display width in a terminal: CJK characters take two columns."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, cols: int) -> str:
+    return text + " " * max(0, cols - width(text))
+
+
+def clip(text: str, cols: int) -> str:
+    if width(text) <= cols:
+        return text
+    out = ""
+    for ch in text:
+        if width(out + ch) > cols - 1:
+            break
+        out += ch
+    return out + "…"
+
+
+def table(rows: Sequence[Sequence[str]], max_cols: Sequence[int]) -> list[str]:
+    cells = [[clip(c, m) for c, m in zip(r, max_cols, strict=True)] for r in rows]
+    widths = [max(width(r[i]) for r in cells) for i in range(len(max_cols))]
+    lines = []
+    for n, r in enumerate(cells):
+        lines.append("  " + "  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return lines
+
+
+def why_short(match: MatchResult | None) -> str:
+    """The reasons that single this partner out, and what it must judge itself.
+
+    Dimensions the policy does not restrict ("本政策不限行业") are left out: they hold for
+    everyone and would push the telling lines off the screen.
+    """
+    if match is None:
+        return ""
+    specific = match.model_copy(
+        update={"reasons": [r for r in match.reasons if not r.applies_to_all]}
+    )
+    return "；".join(explain(specific)) or "；".join(explain(match))
+
+
+def render(progress: Progress, titles: dict[str, str]) -> str:
+    """The report of every expected event, in publishing order."""
+    out: list[str] = []
+    for eid in progress.expected:
+        t = progress.trails.get(eid)
+        out.append("")
+        out.append(titles.get(eid, eid))
+        if t is None:
+            out.append("  (no trace of this event: the worker did not see it)")
+            continue
+        if t.rejected:
+            out.append(f"  ✗ 拒收 rejected [{t.rejected.reason}]: {t.rejected.detail}")
+            continue
+        if t.duplicate:
+            out.append("  = 重复事件，已忽略 duplicate event, ignored")
+            continue
+        if not t.notifications:
+            out.append("  (no partner matched)")
+            continue
+        rows = [["partner", "email", "webhook"]]
+        whys: list[str] = []
+        for n in sorted(t.notifications, key=lambda r: r.partner_id or ""):
+            status = {"email": "-", "webhook": "-"}
+            for did in n.deliveries or []:
+                o = progress.outcomes.get(did)
+                if o is not None and o.channel_type:
+                    status[o.channel_type] = STATUS_LABEL.get(str(o.status), str(o.status))
+                elif o is None:
+                    status = {k: ("pending" if v == "-" else v) for k, v in status.items()}
+            rows.append([n.partner_id or "", status["email"], status["webhook"]])
+            whys.append(why_short(n.match))
+        lines = table(rows, [34, 18, 18])
+        out += lines[:2]
+        for line, why in zip(lines[2:], whys, strict=True):
+            out.append(line)
+            out.append(f"      why 推送理由: {why}")
+    for r in progress.anonymous_rejections:
+        out.append("")
+        out.append(f"✗ 拒收 rejected record without an event id [{r.reason}]: {r.detail}")
+    return "\n".join(out)

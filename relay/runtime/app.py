@@ -1,0 +1,205 @@
+"""The runtime of a worker: its Faust app, topics and tables, and what the agents call.
+
+Built once from the settings by the worker's start-up (``relay/worker.py``), which also
+installs the agents and the HTTP application on it. Producing, the audit trail, refused
+events and dead letters, and turning channels off each have a module of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import TopicT
+from mode import Service
+
+from relay.adapters.email import EmailSender
+from relay.adapters.webhook import WebhookSender
+from relay.core import topics
+from relay.core.intake import Check, default_checks
+from relay.core.retry import RateLimiter, RetryPolicy
+from relay.core.settings import GroupTiming, Profile, Settings
+from relay.runtime.audit import AuditLog
+from relay.runtime.channels import ChannelSwitch
+from relay.runtime.group_watch import GroupWatch
+from relay.runtime.ledger import batched_table
+from relay.runtime.parking import Parking
+from relay.runtime.producing import Producer
+from relay.runtime.registry import Registry
+from relay.runtime.trace import TraceView
+from relay.runtime.watchdog import Watchdog
+
+
+def faust_datadir(settings: Settings) -> Path:
+    return (settings.data_dir / "faust" / settings.app_id).resolve()
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """Faust's own settings for a profile (embedded broker in dev, Apache Kafka in production)."""
+    dev = settings.profile == Profile.dev
+    timing = settings.group_timing
+    return {
+        "broker": settings.broker,
+        "store": "memory://",
+        # exactly_once cannot work on the embedded broker (no idempotent producer), and
+        # covers no email or webhook anyway: at-least-once with stable delivery ids.
+        "processing_guarantee": "at_least_once",
+        "broker_session_timeout": timing.session,
+        "broker_heartbeat_interval": timing.heartbeat,
+        "broker_rebalance_timeout": timing.rebalance,
+        # The embedded broker sometimes leaves a fetch unanswered after a member dies; a
+        # short request timeout turns that into a quick retry instead of a 90 s stall.
+        # (Faust refuses a request timeout shorter than the session.)
+        "broker_request_timeout": max(12 if dev else 90, timing.session + 6),
+        "broker_commit_interval": 1.0 if dev else 2.8,
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication_factor,
+        "topic_allow_declare": True,
+        "producer_acks": -1,
+        "consumer_auto_offset_reset": "earliest",
+        # Static membership only where the broker gets it right (see Membership).
+        "consumer_group_instance_id": settings.group_instance_id,
+        "web_enabled": True,
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "web_tables_enabled": False,
+        "web_host": settings.web_host,
+        # Only RELAY_FAUST_* variables may reach Faust, so BROKER_URL or WEB_PORT in the
+        # environment cannot silently override ours.
+        "env_prefix": "RELAY_FAUST_",
+        "autodiscover": False,
+        "datadir": str(faust_datadir(settings)),
+    }
+
+
+class Runtime:
+    """The app, its topics and tables, and the adapters the agents call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = faust.App(settings.app_id, **faust_settings(settings))
+        self.topics: dict[str, TopicT] = {
+            spec.name: self.app.topic(
+                spec.name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                internal=True,
+                partitions=spec.partitions or settings.topic_partitions,
+            )
+            for spec in topics.ALL
+        }
+        # document id → planning.DocumentState as JSON; co-partitioned with ACCEPTED.
+        self.documents = self._table("documents")
+        # delivery id → LedgerEntry: its state and every attempt. Written by the delivery
+        # agents, co-partitioned with the delivery topics (all keyed by partner id), a
+        # batch's entries in one changelog record per partition (see relay.runtime.ledger).
+        self.ledger = batched_table(self.app, "ledger", settings.topic_partitions)
+        # delivery id → a parked retry ({"p", "due", "key", "intent"}) until it is due.
+        self.retries = self._table("retries")
+        # "partner/channel" → the channel's current failure streak.
+        self.channel_health = self._table("channel-health")
+        self.limiter = RateLimiter(settings.channel_rate)
+        self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
+        self.counters: Counter[str] = Counter()
+        self.registry = Registry(settings)
+        self.trace = TraceView(settings)
+        self.webhooks = WebhookSender(
+            timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
+        )
+        self.mail: EmailSender | None = None
+        if settings.smtp_host:
+            self.mail = EmailSender(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=(
+                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
+                ),
+                starttls=settings.smtp_starttls,
+                timeout=settings.smtp_timeout,
+            )
+        self.out = Producer(self.app, self.topics)
+        self.audit = AuditLog(self.out, self.counters)
+        self.parking = Parking(self.out, self.audit, self.counters)
+        self.channels = ChannelSwitch(
+            registry=self.registry,
+            out=self.out,
+            audit=self.audit,
+            mail=self.mail,
+            mail_from=settings.mail_from,
+            counters=self.counters,
+        )
+        self.watchdog = Watchdog(self)
+        self.group_watch = GroupWatch(self)
+        #: Extra checks on every event (the code catalogues).
+        self.checks: tuple[Check, ...] = default_checks()
+        self.started = time.time()
+        services = _Services(self)
+
+        async def _start_services() -> None:
+            await self.app.add_runtime_dependency(services)
+
+        self.app.task(_start_services)
+
+    def _table(self, name: str) -> Any:
+        return self.app.Table(
+            name,
+            default=None,
+            partitions=self.settings.topic_partitions,
+            key_type=str,
+            value_type=None,
+        )
+
+    def topic(self, name: str) -> TopicT:
+        return self.topics[name]
+
+    def assignment(self) -> dict[str, list[int]]:
+        """The partitions of the agents' topics this worker's consumer holds, by topic."""
+        try:
+            held = self.app.consumer.assignment()
+        except Exception:  # no consumer yet during start-up
+            return {}
+        out: dict[str, list[int]] = {}
+        for tp in sorted(held):
+            if tp.topic in topics.CONSUMED:
+                out.setdefault(tp.topic, []).append(tp.partition)
+        return out
+
+    @property
+    def group_timing(self) -> GroupTiming:
+        return self.settings.group_timing
+
+    @property
+    def ready(self) -> bool:
+        """Registry caught up and partitions assigned: deliveries will flow."""
+        if not self.registry.caught_up.is_set() or self.app.rebalancing:
+            return False
+        try:
+            return bool(self.app.consumer.assignment())
+        except Exception:  # the consumer may not exist yet during start-up
+            return False
+
+
+class _Services(Service):
+    """Starts and stops the adapters with the worker."""
+
+    def __init__(self, rt: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rt = rt
+
+    async def on_start(self) -> None:
+        await self.add_runtime_dependency(self.rt.registry)
+        await self.add_runtime_dependency(self.rt.trace)
+        await self.add_runtime_dependency(self.rt.watchdog)
+        await self.add_runtime_dependency(self.rt.group_watch)
+        await self.rt.webhooks.start()
+
+    async def on_stop(self) -> None:
+        await self.rt.webhooks.close()
+        if self.rt.mail is not None:
+            await self.rt.mail.close()

@@ -1,0 +1,1 @@
+"""The jinja2 templates of relay emails and web pages (package data: relay.templates)."""
