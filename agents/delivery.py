@@ -57,7 +57,7 @@ def _install_delivery(rt: Runtime, channel_type: str, topic: str) -> None:
     async def deliver_agent(stream: StreamT[bytes]) -> None:
         await rt.registry.wait_ready()
         # First attempts read their document from the accepted-documents topic.
-        await rt.trace.accepted.wait_ready()
+        await rt.accepted.wait_ready()
         # take_events exists on faust's Stream but is missing from its StreamT protocol.
         async for events in stream.take_events(BATCH, within=0.02):  # type: ignore[attr-defined]
             try:
@@ -116,7 +116,7 @@ async def _complete(
                 event, f"malformed delivery intent: {e.errors()[0]['msg']}"
             )
     sources = list({i.ref.source: None for _, i in parsed if i.ref is not None})
-    found = await asyncio.gather(*(rt.trace.document(s, timeout=DOCUMENT_WAIT) for s in sources))
+    found = await asyncio.gather(*(rt.accepted.document(s, timeout=DOCUMENT_WAIT) for s in sources))
     documents: dict[DocumentSource, Document | None] = dict(zip(sources, found, strict=True))
     complete: list[tuple[EventT[Any], DeliveryIntent]] = []
     for event, intent in parsed:
@@ -145,7 +145,7 @@ async def _document_missing(
 ) -> None:
     """A reference to a document this worker cannot read (yet)."""
     where = f"{topics.ACCEPTED}[{source.partition}]@{source.offset}"
-    if rt.trace.accepted.positions.get(source.partition, 0) > source.offset:
+    if rt.accepted.positions.get(source.partition, 0) > source.offset:
         # Read past it and found no document there: the reference is wrong.
         detail = f"malformed delivery intent: no accepted document at {where}"
         await unsendable(rt, intent, partition, detail)

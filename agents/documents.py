@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,9 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     state = DocumentState.model_validate(stored) if stored else None
     book = rt.registry.book
     now = datetime.now(UTC)
+    started = time.perf_counter()
     plan = plan_event(doc_event, state, book.match(doc), lookup=book.get, judge=book.judge, now=now)
+    rt.metrics.match_seconds.observe(time.perf_counter() - started)
 
     def step(kind: str, **fields: Any) -> AuditRecord:
         """An audit record of this document version."""

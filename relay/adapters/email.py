@@ -11,13 +11,9 @@ from typing import Self
 import aiosmtplib
 
 from relay.core.outcome import Outcome, OutcomeStatus
+from relay.core.retry import smtp_status
 
 DEFAULT_TIMEOUT = 30.0
-
-
-def _code_class(code: int) -> OutcomeStatus:
-    # 5xx is the server's final word on this message; 4xx and anything odd may pass.
-    return OutcomeStatus.failed if 500 <= code < 600 else OutcomeStatus.retry
 
 
 class EmailSender:
@@ -108,9 +104,9 @@ class EmailSender:
             except aiosmtplib.SMTPRecipientsRefused as e:
                 worst = max(r.code for r in e.recipients) if e.recipients else 550
                 listed = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in e.recipients)
-                return outcome(_code_class(worst), f"all recipients refused: {listed}", worst)
+                return outcome(smtp_status(worst), f"all recipients refused: {listed}", worst)
             except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPDataError) as e:
-                return outcome(_code_class(e.code), f"SMTP {e.code} {e.message}", e.code)
+                return outcome(smtp_status(e.code), f"SMTP {e.code} {e.message}", e.code)
             except aiosmtplib.SMTPAuthenticationError as e:
                 await self._drop()
                 detail = f"SMTP authentication failed ({e.code} {e.message}); check the username"

@@ -6,9 +6,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Sequence
 from functools import lru_cache
 from types import TracebackType
 from typing import Self
@@ -26,7 +24,8 @@ from relay.adapters.safety import (
     webhook_target,
 )
 from relay.core.errors import UnsafeWebhookURL
-from relay.core.outcome import MAX_RETRY_AFTER, Outcome, OutcomeStatus
+from relay.core.outcome import Outcome, OutcomeStatus
+from relay.core.retry import http_outcome
 from relay.core.signing import webhook_headers
 
 DEFAULT_TIMEOUT = 15.0
@@ -36,30 +35,6 @@ DEFAULT_LIMIT = 1000
 #: How much of a receiver's reply we read: enough to keep the connection reusable and to
 #: quote the start of an error page; a huge reply is cut and its connection dropped.
 MAX_REPLY_BYTES = 64 * 1024
-SNIPPET_CHARS = 200
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value, at most ``MAX_RETRY_AFTER``; None if
-    there is none or it is neither form of RFC 9110 §10.2.3.
-
-    delay-seconds are ASCII digits only (no sign, fraction, exponent, ``inf``); an HTTP-date
-    in the past means now (0), one further than a day away means a day.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        # More than 6 digits is over a day anyway (and int() refuses over 4,300 digits).
-        return MAX_RETRY_AFTER if len(value) > 6 else min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 @lru_cache(maxsize=65_536)
@@ -67,36 +42,6 @@ def _parse_url(url: str) -> URL:
     """A webhook URL parsed as the SSRF check parses it, once per distinct URL (a fan-out
     repeats them)."""
     return webhook_target(url)
-
-
-def _snippet(raw: bytes) -> str:
-    text = " ".join(raw.decode("utf-8", errors="replace").split())
-    if not text:
-        return ""
-    return ": " + (text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…")
-
-
-def classify(status: int, headers: Mapping[str, str], reply: bytes, latency_ms: float) -> Outcome:
-    """Map an HTTP reply to an outcome per DESIGN §6 and the Standard Webhooks spec.
-
-    ``headers`` is looked up by lower-case name (the client's headers ignore case anyway).
-    """
-    if 200 <= status < 300:
-        return Outcome(OutcomeStatus.delivered, f"HTTP {status}", status, None, latency_ms)
-    if status == 410:
-        detail = "HTTP 410 Gone: the receiver asked for no more deliveries to this URL"
-        return Outcome(OutcomeStatus.disabled, detail, status, None, latency_ms)
-    if status == 429 or status >= 500:
-        wait = parse_retry_after(headers.get("retry-after"))
-        detail = f"HTTP {status}{_snippet(reply)}"
-        return Outcome(OutcomeStatus.retry, detail, status, wait, latency_ms)
-    if 300 <= status < 400:
-        # Redirects are not followed: a receiver could bounce us to an internal address.
-        where = headers.get("location", "")
-        detail = f"HTTP {status} redirect not followed" + (f" (to {where[:200]})" if where else "")
-        return Outcome(OutcomeStatus.failed, detail, status, None, latency_ms)
-    detail = f"HTTP {status}{_snippet(reply)}"
-    return Outcome(OutcomeStatus.failed, detail, status, None, latency_ms)
 
 
 class _Slots:
@@ -262,11 +207,11 @@ class WebhookSender:
         except OSError as e:
             return self._retry(f"network error: {e}", started)
         elapsed = (time.perf_counter() - started) * 1000
-        if 200 <= reply.status < 300:  # as classify says, without decoding headers unread
+        if 200 <= reply.status < 300:  # as http_outcome says, without decoding headers unread
             return Outcome(
                 OutcomeStatus.delivered, f"HTTP {reply.status}", reply.status, None, elapsed
             )
-        return classify(reply.status, reply.headers, reply.body, elapsed)
+        return http_outcome(reply.status, reply.headers, reply.body, elapsed)
 
     @staticmethod
     def _retry(detail: str, started: float, *, timed_out: bool = False) -> Outcome:

@@ -7,10 +7,11 @@ RelayError
  │    ├── InvalidEvent        a document event failed validation (carries a reason code)
  │    └── InvalidPartner      a partner profile failed validation
  ├── UnknownCode              an industry/region/scale/tag code is not in its catalogue
- ├── UnsafeWebhookURL         a webhook URL points at a private network
- └── DeliveryError            a delivery attempt did not succeed
-      ├── TransientDeliveryError   worth retrying (timeouts, 429, 5xx, SMTP 4xx)
-      └── PermanentDeliveryError   not worth retrying (other 4xx, SMTP 5xx, 410)
+ └── UnsafeWebhookURL         a webhook URL points at a private network
+
+Deliveries raise nothing: an attempt's result is an Outcome (``relay.core.outcome``),
+delivered, retry, failed or disabled, because a receiver that fails is not an error of
+the relay's but a fact to record; ``relay.core.retry`` decides what follows from it.
 """
 
 from __future__ import annotations
@@ -66,26 +67,3 @@ class UnknownCode(InvalidInput):
 
 class UnsafeWebhookURL(InvalidInput):
     """A webhook URL resolves to a private, loopback, link-local or metadata address."""
-
-
-class DeliveryError(RelayError):
-    """A delivery attempt failed; ``detail`` says how (status code, SMTP reply, error)."""
-
-    def __init__(self, detail: str, *, status: int | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
-
-
-class TransientDeliveryError(DeliveryError):
-    """A failure worth retrying later; ``retry_after`` is the receiver's wish, if any."""
-
-    def __init__(
-        self, detail: str, *, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(detail, status=status)
-        self.retry_after = retry_after
-
-
-class PermanentDeliveryError(DeliveryError):
-    """A failure that retrying will not fix."""

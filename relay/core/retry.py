@@ -1,11 +1,19 @@
-"""What happens after an attempt: retry when, give up when, and channel health; pure."""
+"""Every retry decision, in one place; pure.
+
+What a receiver's answer means (:func:`http_outcome`, :func:`smtp_status`,
+:func:`parse_retry_after`), when to try again or give up (:class:`RetryPolicy`,
+:func:`decide`), when a channel has failed for too long (:func:`health_after`), and how
+fast one channel may be sent to (:class:`RateLimiter`).
+"""
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from relay.core.models import DeliveryStatus
 from relay.core.outcome import MAX_RETRY_AFTER, Outcome, OutcomeStatus
@@ -103,3 +111,71 @@ class RateLimiter:
         if len(self._next) > 100_000:  # forget keys whose slots are long past
             self._next = {k: v for k, v in self._next.items() if v > now}
         return slot - now
+
+
+# ---------------------------------------------------------------- what an answer means
+
+#: Characters of a receiver's error reply quoted in the attempt's detail.
+SNIPPET_CHARS = 200
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, at most ``MAX_RETRY_AFTER``; None if
+    there is none or it is neither form of RFC 9110 §10.2.3.
+
+    delay-seconds are ASCII digits only (no sign, fraction, exponent, ``inf``); an HTTP-date
+    in the past means now (0), one further than a day away means a day.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        # More than 6 digits is over a day anyway (and int() refuses over 4,300 digits).
+        return MAX_RETRY_AFTER if len(value) > 6 else min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def _snippet(raw: bytes) -> str:
+    text = " ".join(raw.decode("utf-8", errors="replace").split())
+    if not text:
+        return ""
+    return ": " + (text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "…")
+
+
+def http_outcome(
+    status: int, headers: Mapping[str, str], reply: bytes, latency_ms: float
+) -> Outcome:
+    """What an HTTP reply means for a delivery, per DESIGN §6 and the Standard Webhooks spec:
+    2xx delivered, 410 disabled, 429 and 5xx retried (after ``Retry-After``), the rest failed.
+
+    ``headers`` is looked up by lower-case name (the client's headers ignore case anyway).
+    """
+    if 200 <= status < 300:
+        return Outcome(OutcomeStatus.delivered, f"HTTP {status}", status, None, latency_ms)
+    if status == 410:
+        detail = "HTTP 410 Gone: the receiver asked for no more deliveries to this URL"
+        return Outcome(OutcomeStatus.disabled, detail, status, None, latency_ms)
+    if status == 429 or status >= 500:
+        wait = parse_retry_after(headers.get("retry-after"))
+        detail = f"HTTP {status}{_snippet(reply)}"
+        return Outcome(OutcomeStatus.retry, detail, status, wait, latency_ms)
+    if 300 <= status < 400:
+        # Redirects are not followed: a receiver could bounce us to an internal address.
+        where = headers.get("location", "")
+        detail = f"HTTP {status} redirect not followed" + (f" (to {where[:200]})" if where else "")
+        return Outcome(OutcomeStatus.failed, detail, status, None, latency_ms)
+    detail = f"HTTP {status}{_snippet(reply)}"
+    return Outcome(OutcomeStatus.failed, detail, status, None, latency_ms)
+
+
+def smtp_status(code: int) -> OutcomeStatus:
+    """An SMTP reply refusing a message: 5xx is the server's final word on it, 4xx and
+    anything odd may pass later."""
+    return OutcomeStatus.failed if 500 <= code < 600 else OutcomeStatus.retry

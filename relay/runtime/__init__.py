@@ -1,2 +1,1 @@
-"""The worker runtime: the Faust app, its tables and topics, and what the agents call.
-"""
+"""The worker runtime: the Faust app, its tables and topics, and what the agents call."""

@@ -24,12 +24,14 @@ from relay.core.retry import RateLimiter, RetryPolicy
 from relay.core.settings import GroupTiming, Profile, Settings
 from relay.runtime.audit import AuditLog
 from relay.runtime.channels import ChannelSwitch
+from relay.runtime.documents import AcceptedDocuments
 from relay.runtime.group_watch import GroupWatch
-from relay.runtime.ledger import batched_table
+from relay.runtime.ledger import LookupTable, batched_table, lookup_table
+from relay.runtime.metrics import Metrics
 from relay.runtime.parking import Parking
 from relay.runtime.producing import Producer
 from relay.runtime.registry import Registry
-from relay.runtime.trace import TraceView
+from relay.runtime.trace_view import TraceView
 from relay.runtime.watchdog import Watchdog
 
 
@@ -107,7 +109,9 @@ class Runtime:
         self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.counters: Counter[str] = Counter()
         self.registry = Registry(settings)
+        self.accepted = AcceptedDocuments(settings)
         self.trace = TraceView(settings)
+        self.accepted.listeners.append(self.trace.add_document)
         self.webhooks = WebhookSender(
             timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
         )
@@ -136,6 +140,7 @@ class Runtime:
         )
         self.watchdog = Watchdog(self)
         self.group_watch = GroupWatch(self)
+        self.metrics = Metrics(self.counters, self._gauges)
         #: Extra checks on every event (the code catalogues).
         self.checks: tuple[Check, ...] = default_checks()
         self.started = time.time()
@@ -146,14 +151,8 @@ class Runtime:
 
         self.app.task(_start_services)
 
-    def _table(self, name: str) -> Any:
-        return self.app.Table(
-            name,
-            default=None,
-            partitions=self.settings.topic_partitions,
-            key_type=str,
-            value_type=None,
-        )
+    def _table(self, name: str) -> LookupTable:
+        return lookup_table(self.app, name, self.settings.topic_partitions)
 
     def topic(self, name: str) -> TopicT:
         return self.topics[name]
@@ -169,6 +168,13 @@ class Runtime:
             if tp.topic in topics.CONSUMED:
                 out.setdefault(tp.topic, []).append(tp.partition)
         return out
+
+    def _gauges(self) -> dict[str, float]:
+        return {
+            "relay_partners": len(self.registry.book.partners),
+            "relay_group_workers": len(self.group_watch.live()),
+            "relay_group_partition_problems": len(self.group_watch.findings),
+        }
 
     @property
     def group_timing(self) -> GroupTiming:
@@ -195,6 +201,7 @@ class _Services(Service):
     async def on_start(self) -> None:
         await self.add_runtime_dependency(self.rt.registry)
         await self.add_runtime_dependency(self.rt.trace)
+        await self.add_runtime_dependency(self.rt.accepted)
         await self.add_runtime_dependency(self.rt.watchdog)
         await self.add_runtime_dependency(self.rt.group_watch)
         await self.rt.webhooks.start()

@@ -10,6 +10,9 @@ a copy of an attempt already made is dropped (:func:`verdict`). That is safe bec
 attempt's entry is put only after its follow-up (the retry, the dead letter) is written,
 and written to the changelog at once when there is one: whoever reads the entry may rely
 on the follow-up existing.
+
+Everything it touches comes through :class:`Ports` (the worker's :class:`Runtime` is one),
+so this logic runs as well against fakes in unit tests (tests/unit/test_deliver.py).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import asyncio
 import dataclasses
 import random
 import time
+from collections import Counter
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from relay.core import rendering, topics
@@ -31,23 +35,90 @@ from relay.core.models import (
     DeliveryIntent,
     DeliveryStatus,
     EmailChannel,
+    Partner,
     PlannedDelivery,
     WebhookChannel,
 )
-from relay.core.outcome import Outcome, OutcomeStatus
-from relay.core.retry import Health, decide, health_after
-from relay.core.settings import Profile
-from relay.runtime.ledger import table_get
-
-if TYPE_CHECKING:
-    from relay.runtime.app import Runtime
+from relay.core.outcome import MailTransport, Outcome, OutcomeStatus, WebhookTransport
+from relay.core.retry import Health, RateLimiter, RetryPolicy, decide, health_after
+from relay.core.settings import Profile, Settings
 
 log = get_logger(__name__)
 #: Jitter for retry waits (shared with the delivery agents).
 rng = random.Random()
 
 
-def ledger_entry(rt: Runtime, intent: DeliveryIntent) -> dict[str, Any]:
+class Table(Protocol):
+    """A changelogged table of the worker, as the delivery logic uses it."""
+
+    def lookup(self, key: str) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any) -> None: ...
+
+
+class Ledger(Table, Protocol):
+    def put(self, key: str, value: Any, partition: int) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+class Partners(Protocol):
+    def get(self, partner_id: str) -> Partner | None: ...
+
+
+class Registry(Protocol):
+    @property
+    def book(self) -> Partners: ...
+
+
+class Out(Protocol):
+    async def send(self, topic: str, key: str | None, value: bytes) -> tuple[int, int]: ...
+
+
+class DeadLetters(Protocol):
+    async def dead_letter(self, intent: DeliveryIntent, reason: str, detail: str) -> None: ...
+
+
+class Channels(Protocol):
+    async def disable(self, partner_id: str, channel_id: str, reason: str) -> None: ...
+
+
+class Metrics(Protocol):
+    def observe_delivery(self, channel_type: str, status: str, seconds: float) -> None: ...
+
+
+class Ports(Protocol):
+    """What carrying out a delivery needs of the worker."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def channel_health(self) -> Table: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def limiter(self) -> RateLimiter: ...
+    @property
+    def retry_policy(self) -> RetryPolicy: ...
+    @property
+    def counters(self) -> Counter[str]: ...
+    @property
+    def webhooks(self) -> WebhookTransport: ...
+    @property
+    def mail(self) -> MailTransport | None: ...
+    @property
+    def out(self) -> Out: ...
+    @property
+    def parking(self) -> DeadLetters: ...
+    @property
+    def channels(self) -> Channels: ...
+    @property
+    def metrics(self) -> Metrics: ...
+
+
+def ledger_entry(rt: Ports, intent: DeliveryIntent) -> dict[str, Any]:
     """A copy of the delivery's entry as the ledger holds it (a :class:`LedgerEntry` in JSON
     form), to change and put back: the stored one changes only when it is put."""
     stored: dict[str, Any] | None = rt.ledger.lookup(intent.delivery_id)
@@ -130,7 +201,7 @@ def verdict(entry: dict[str, Any], replays: int, attempt: int, now: datetime) ->
 
 
 async def handle(
-    rt: Runtime, intent: DeliveryIntent, audit: list[AuditRecord], partition: int
+    rt: Ports, intent: DeliveryIntent, audit: list[AuditRecord], partition: int
 ) -> None:
     """One attempt of one intent, and everything that follows from its outcome.
 
@@ -169,6 +240,7 @@ async def handle(
     # Waits count from the end of the attempt: a 15 s timeout plus a 60 s floor is 75 s.
     now = datetime.now(UTC)
     decision = decide(intent.attempt, outcome, rt.retry_policy, now, rng)
+    rt.metrics.observe_delivery(intent.channel_type, decision.status, outcome.latency_ms / 1000)
 
     record_attempt(
         entry,
@@ -242,7 +314,7 @@ async def handle(
 
 
 def _made_already(
-    rt: Runtime,
+    rt: Ports,
     intent: DeliveryIntent,
     entry: dict[str, Any],
     audit: list[AuditRecord],
@@ -277,7 +349,7 @@ def _made_already(
     )
 
 
-async def _not_due_yet(rt: Runtime, intent: DeliveryIntent, due: str) -> None:
+async def _not_due_yet(rt: Ports, intent: DeliveryIntent, due: str) -> None:
     """A copy of a retry that came before the time the ledger's last attempt set: parked
     again until then (the retries table keeps one per delivery, so it joins the other)."""
     rt.counters["delivery.early_copy_parked"] += 1
@@ -289,7 +361,7 @@ async def _not_due_yet(rt: Runtime, intent: DeliveryIntent, due: str) -> None:
 
 
 async def unsendable(
-    rt: Runtime,
+    rt: Ports,
     intent: DeliveryIntent,
     partition: int,
     detail: str,
@@ -357,7 +429,7 @@ def outcome_record(
     )
 
 
-async def attempt(rt: Runtime, intent: DeliveryIntent) -> Outcome:
+async def attempt(rt: Ports, intent: DeliveryIntent) -> Outcome:
     """Send it once over its channel; problems come back as an Outcome, never raised."""
     n = intent.full
     partner = rt.registry.book.get(n.partner_id)
@@ -383,7 +455,7 @@ async def attempt(rt: Runtime, intent: DeliveryIntent) -> Outcome:
 
 
 async def _webhook(
-    rt: Runtime, intent: DeliveryIntent, planned: PlannedDelivery, channel: WebhookChannel
+    rt: Ports, intent: DeliveryIntent, planned: PlannedDelivery, channel: WebhookChannel
 ) -> Outcome:
     if rt.settings.profile == Profile.production and urlsplit(channel.url).scheme != "https":
         return Outcome(OutcomeStatus.failed, "refused: webhooks must use https in production")
@@ -406,7 +478,7 @@ async def _webhook(
 
 
 async def _email(
-    rt: Runtime, intent: DeliveryIntent, planned: PlannedDelivery, channel: EmailChannel
+    rt: Ports, intent: DeliveryIntent, planned: PlannedDelivery, channel: EmailChannel
 ) -> Outcome:
     if rt.mail is None:
         return Outcome(OutcomeStatus.retry, "no SMTP server configured (RELAY_SMTP_HOST)")
@@ -424,12 +496,10 @@ async def _email(
     return await rt.mail.send(message)
 
 
-async def _track_health(
-    rt: Runtime, intent: DeliveryIntent, outcome: Outcome, now: datetime
-) -> None:
+async def _track_health(rt: Ports, intent: DeliveryIntent, outcome: Outcome, now: datetime) -> None:
     """Disable a channel that answered 410 or has failed without a break for too long."""
     key = f"{intent.partner_id}/{intent.channel_id}"
-    stored = table_get(rt.channel_health, key)
+    stored = rt.channel_health.lookup(key)
     if stored is None and outcome.status is OutcomeStatus.delivered:
         return  # a healthy channel stays healthy (the common case: nothing to read or write)
     health = Health(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.stores.memory import Store as MemoryStore
@@ -34,7 +34,15 @@ class BatchedStore(BatchReadingStore):
     batch_prefix = BATCH_KEY
 
 
-class BatchedTable(TableWithStore):
+class LookupTable(TableWithStore):
+    """A table on the in-memory store, read with :meth:`lookup` (a plain dictionary read)."""
+
+    def lookup(self, key: str) -> Any:
+        """The value of ``key``, or None (see :func:`table_get`)."""
+        return table_get(self, key)
+
+
+class BatchedTable(LookupTable):
     """A table written by :meth:`put` and :meth:`flush`: one changelog record per partition.
 
     Single-key writes (``table[key] = value``) still work and still write one record.
@@ -45,10 +53,6 @@ class BatchedTable(TableWithStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: dict[int, dict[str, Any]] = {}
-
-    def lookup(self, key: str) -> Any:
-        """The value of ``key``, or None (see :func:`table_get`)."""
-        return table_get(self, key)
 
     def put(self, key: str, value: Any, partition: int) -> None:
         """Set ``key`` now; its changelog record goes out with the next :meth:`flush`.
@@ -93,9 +97,21 @@ def table_get(table: Any, key: str) -> Any:
     return store.data.get(key)
 
 
+_T = TypeVar("_T", bound=LookupTable)
+
+
+def lookup_table(app: faust.App, name: str, partitions: int) -> LookupTable:
+    """Register a :class:`LookupTable` with the app, as ``app.Table`` would."""
+    return _register(app, LookupTable, name, partitions)
+
+
 def batched_table(app: faust.App, name: str, partitions: int) -> BatchedTable:
     """Register a :class:`BatchedTable` with the app, as ``app.Table`` would."""
-    table = BatchedTable(
+    return _register(app, BatchedTable, name, partitions)
+
+
+def _register(app: faust.App, kind: type[_T], name: str, partitions: int) -> _T:
+    table = kind(
         app,
         name=name,
         default=None,

@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from faust.contrib.asgi import serve_asgi
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -132,27 +133,9 @@ def create_api(rt: Runtime) -> FastAPI:
         return JSONResponse(body, status_code=200 if rt.ready else 503)
 
     @api.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
-    async def metrics() -> str:
-        """Prometheus text exposition of the relay's counters."""
-        lines = [
-            "# HELP relay_events_total Relay steps by kind.",
-            "# TYPE relay_events_total counter",
-        ]
-        for key, value in sorted(rt.counters.items()):
-            lines.append(f'relay_events_total{{kind="{key}"}} {value}')
-        lines += [
-            "# HELP relay_partners Partners held by this worker's registry.",
-            "# TYPE relay_partners gauge",
-            f"relay_partners {len(rt.registry.book.partners)}",
-            "# HELP relay_group_workers Workers of the consumer group seen alive (their beats).",
-            "# TYPE relay_group_workers gauge",
-            f"relay_group_workers {len(rt.group_watch.live())}",
-            "# HELP relay_group_partition_problems Partitions held by no worker, by two, or"
-            " not read for too long (see relay/coverage.py).",
-            "# TYPE relay_group_partition_problems gauge",
-            f"relay_group_partition_problems {len(rt.group_watch.findings)}",
-        ]
-        return "\n".join(lines) + "\n"
+    async def metrics() -> Response:
+        """Prometheus text exposition: step counts, gauges, delivery and match latencies."""
+        return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     api.include_router(dashboard.page_router)
     api.include_router(dashboard.router)

@@ -21,9 +21,9 @@ from relay.core.logs import get_logger
 from relay.core.models import DeliveryStatus
 from relay.core.rendering import TEMPLATES
 from relay.core.stats import lag_by_topic
+from relay.core.trace import DocumentTrace, TraceBook
 from relay.runtime.app import Runtime
 from relay.runtime.registry import PartnerBook
-from relay.runtime.trace import DocumentTrace, TraceBook
 from relay.runtime.watchdog import consumer_progress
 from relay.web import pages
 from relay.web.errors import not_found, responses

@@ -22,8 +22,8 @@ from relay.core.intake import SHANGHAI
 from relay.core.logs import get_logger
 from relay.core.models import AuditRecord
 from relay.core.models.limits import NOTE_MAX, read_json
+from relay.core.trace import DeliveryTrace
 from relay.runtime.app import Runtime
-from relay.runtime.trace import DeliveryTrace
 from relay.web import pages
 from relay.web.errors import ApiError, describe, error, not_found, responses, unauthorized
 from relay.web.schemas import AckIn, AckOut, DeliveryPage

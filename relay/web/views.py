@@ -7,8 +7,8 @@ import binascii
 import json
 from collections import Counter
 
+from relay.core.trace import DeliveryTrace, DocumentTrace, TraceBook
 from relay.runtime.registry import PartnerBook
-from relay.runtime.trace import DeliveryTrace, DocumentTrace, TraceBook
 from relay.web.errors import ApiError
 from relay.web.schemas import (
     AckOut,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from relay.adapters.email import EmailSender
-from relay.adapters.webhook import WebhookSender, parse_retry_after
+from relay.adapters.webhook import WebhookSender
 from relay.core import ids, rendering, signing
 from relay.core.models import (
     DeliveryStatus,
@@ -28,7 +28,7 @@ from relay.core.models import (
     Reason,
 )
 from relay.core.outcome import MAX_RETRY_AFTER, Outcome, OutcomeStatus
-from relay.core.retry import RetryPolicy, decide
+from relay.core.retry import RetryPolicy, decide, parse_retry_after
 from tests.helpers.receivers import (
     Envelope,
     SMTPRecorder,

@@ -159,6 +159,10 @@ class _Runtime:
         self.registry.book.partners[key] = Partner.model_validate_json(value)
         return 0, len(self.written)
 
+    @property
+    def out(self) -> _Runtime:
+        return self  # the routes produce through rt.out.send
+
 
 @pytest.fixture
 async def production_api() -> Any:

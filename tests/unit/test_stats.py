@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from relay.core.models import AuditRecord, DeliveryStatus
 from relay.core.stats import PartitionProgress, RateWindow, TopicLag, lag_by_topic
-from relay.runtime.trace import FAILURES_KEPT, TraceBook
+from relay.core.trace import FAILURES_KEPT, TraceBook
 from relay.web.dashboard import document_summary, throughput
 from tests.unit.test_trace import T0, ack, attempt, planned
 

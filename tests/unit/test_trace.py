@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from relay.core.models import AuditRecord, DeliveryStatus
+from relay.core.trace import TraceBook
 from relay.runtime.registry import PartnerBook
-from relay.runtime.trace import TraceBook
 from relay.web.errors import ApiError
 from relay.web.views import delivery_page, trace_out
 from tests.unit import factories

@@ -1,42 +1,24 @@
-"""The trace view: every worker folds the audit topic into documents, notifications, deliveries.
+"""The audit trail folded into documents, notifications and deliveries; pure.
 
-It answers the API's questions (a partner's deliveries, a document's relay funnel, what a
-partner acknowledged) on any worker, whichever partitions it owns; :class:`TraceBook` is the
-pure fold. The accepted-documents topic is followed alongside, for the titles the pages show.
+:class:`TraceBook` answers the API's questions (a partner's deliveries, a document's relay
+funnel, what a partner acknowledged); every worker keeps one in step with the audit topic
+(``relay/runtime/trace_view.py``).
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiokafka import ConsumerRecord
-from mode import Service
-from pydantic import ValidationError
-
-from relay.adapters.follower import TopicFollower
-from relay.core import topics
-from relay.core.logs import get_logger
 from relay.core.models import (
     AuditRecord,
     DeliveryStatus,
-    Document,
     DocumentEvent,
-    DocumentSource,
     MatchResult,
-    audit_records,
 )
-from relay.core.settings import Settings
 from relay.core.stats import RateWindow
 
-log = get_logger(__name__)
-
-#: Bytes of audit values kept unparsed at most; the view folds them once the topic has been
-#: quiet for QUIET seconds, when asked, or when they reach this size.
-FOLD_AT_MOST = 32 * 1024 * 1024
-QUIET = 0.5
 #: Statuses of deliveries that ended in the dead letters (replayable from there).
 DEAD_LETTERED = frozenset({DeliveryStatus.failed, DeliveryStatus.disabled, DeliveryStatus.dead})
 #: Dead-lettered deliveries remembered for the dashboard's failures, newest kept.
@@ -288,82 +270,3 @@ class TraceBook:
                 if len(out) >= limit:
                     break
         return out
-
-
-class TraceView(TopicFollower):
-    """Keeps a :class:`TraceBook` in step with the audit topic (and the accepted documents)."""
-
-    def __init__(self, settings: Settings, **kwargs: object) -> None:
-        self._book = TraceBook()
-        #: Audit values read but not folded yet, and when the last one came.
-        self._pending: list[tuple[int, bytes]] = []
-        self._pending_bytes = 0
-        self._last_read = 0.0
-        super().__init__(settings, topics.AUDIT, self._apply, **kwargs)
-        self.accepted = TopicFollower(settings, topics.ACCEPTED, self._apply_document)
-        #: Each accepted record's document, by its place in the topic (thin intents point here).
-        self.sources: dict[DocumentSource, Document] = {}
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        await self.add_runtime_dependency(self.accepted)
-
-    @property
-    def book(self) -> TraceBook:
-        """The fold of every audit record read so far."""
-        self._fold()
-        return self._book
-
-    def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
-        # Parsing is most of the cost of the view, and a fan-out writes an audit record per
-        # delivery: fold when asked, or once the topic is quiet, not while the worker sends.
-        value = msg.value or b""
-        self._pending.append((msg.offset, value))
-        self._pending_bytes += len(value)
-        self._last_read = time.monotonic()
-        if self._pending_bytes >= FOLD_AT_MOST:
-            self._fold()
-
-    def _fold(self) -> None:
-        pending, self._pending = self._pending, []
-        self._pending_bytes = 0
-        for offset, value in pending:
-            try:
-                records = audit_records(value)
-            except ValidationError as e:
-                log.error("audit_record_invalid", offset=offset, error=_first(e))
-                continue
-            for r in records:
-                self._book.add(r)
-
-    @Service.timer(QUIET)
-    async def _fold_when_quiet(self) -> None:
-        if self._pending and time.monotonic() - self._last_read >= QUIET:
-            self._fold()
-
-    def _apply_document(self, msg: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            event = DocumentEvent.model_validate_json(msg.value or b"")
-        except ValidationError as e:
-            log.error("accepted_record_invalid", offset=msg.offset, error=_first(e))
-            return
-        self._book.add_document(event)
-        self.sources[DocumentSource(partition=msg.partition, offset=msg.offset)] = event.document
-
-    async def document(self, source: DocumentSource, timeout: float = 10.0) -> Document | None:
-        """The document accepted at ``source``, waiting up to ``timeout`` s for it to be read.
-
-        None if it is not a document (or not read in time): the caller retries later.
-        """
-        found = self.sources.get(source)
-        if found is None:
-            try:
-                await self.accepted.wait_applied(source.partition, source.offset, timeout)
-            except TimeoutError:
-                return None
-            found = self.sources.get(source)
-        return found
-
-
-def _first(e: ValidationError) -> str:
-    return str(e.errors()[0]["msg"])

@@ -1,0 +1,380 @@
+"""Carrying out one delivery intent (relay.runtime.deliver), against fakes of the worker.
+
+No Faust, no broker, no network: the ports the delivery logic needs (ledger, tables,
+senders, the topics it writes) are small fakes that record what was asked of them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from relay.core import topics
+from relay.core.models import AuditRecord, DeliveryIntent, DeliveryStatus, Partner
+from relay.core.outcome import Outcome, OutcomeStatus
+from relay.core.retry import Decision, RateLimiter, RetryPolicy, decide
+from relay.core.settings import Settings
+from relay.runtime import deliver
+from tests.unit.factories import SECRET, make_notification
+
+WEBHOOK_URL = "https://hooks.example.org/policy"
+
+
+class FakeTable(dict[str, Any]):
+    def lookup(self, key: str) -> Any:
+        return self.get(key)
+
+
+class FakeLedger(FakeTable):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+        self.puts: list[str] = []
+
+    def put(self, key: str, value: Any, partition: int) -> None:
+        self[key] = value
+        self.puts.append(key)
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+
+@dataclass
+class FakeBook:
+    partners: dict[str, Partner]
+
+    def get(self, partner_id: str) -> Partner | None:
+        return self.partners.get(partner_id)
+
+
+@dataclass
+class FakeRegistry:
+    book: FakeBook
+
+
+@dataclass
+class FakeWebhooks:
+    """Answers each send with the next scripted outcome."""
+
+    script: list[Outcome]
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, **request: Any) -> Outcome:
+        self.sent.append(request)
+        return self.script.pop(0)
+
+
+@dataclass
+class FakeMail:
+    script: list[Outcome]
+    sent: list[EmailMessage] = field(default_factory=list)
+
+    async def send(self, message: EmailMessage) -> Outcome:
+        self.sent.append(message)
+        return self.script.pop(0)
+
+
+@dataclass
+class FakeOut:
+    records: list[tuple[str, str | None, bytes]] = field(default_factory=list)
+
+    async def send(self, topic: str, key: str | None, value: bytes) -> tuple[int, int]:
+        self.records.append((topic, key, value))
+        return 0, len(self.records)
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for t, _, v in self.records if t == topic]
+
+
+@dataclass
+class FakeParking:
+    dead: list[tuple[str, str]] = field(default_factory=list)
+
+    async def dead_letter(self, intent: DeliveryIntent, reason: str, detail: str) -> None:
+        self.dead.append((intent.delivery_id, reason))
+
+
+@dataclass
+class FakeChannels:
+    disabled: list[tuple[str, str, str]] = field(default_factory=list)
+
+    async def disable(self, partner_id: str, channel_id: str, reason: str) -> None:
+        self.disabled.append((partner_id, channel_id, reason))
+
+
+@dataclass
+class FakeMetrics:
+    observed: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def observe_delivery(self, channel_type: str, status: str, seconds: float) -> None:
+        self.observed.append((channel_type, status, seconds))
+
+
+@dataclass
+class FakePorts:
+    """Everything deliver.Ports asks for, recording what was done."""
+
+    partner: Partner
+    webhooks: FakeWebhooks
+    settings: Settings = field(
+        default_factory=lambda: Settings(profile="dev", retry_schedule=(5.0, 30.0), retry_floor=60)
+    )
+    mail: FakeMail | None = None
+    ledger: FakeLedger = field(default_factory=FakeLedger)
+    channel_health: FakeTable = field(default_factory=FakeTable)
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(1000))
+    counters: Counter[str] = field(default_factory=Counter)
+    out: FakeOut = field(default_factory=FakeOut)
+    parking: FakeParking = field(default_factory=FakeParking)
+    channels: FakeChannels = field(default_factory=FakeChannels)
+    metrics: FakeMetrics = field(default_factory=FakeMetrics)
+
+    @property
+    def registry(self) -> FakeRegistry:
+        return FakeRegistry(FakeBook({self.partner.id: self.partner}))
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.settings.retry_schedule, floor=self.settings.retry_floor)
+
+
+def webhook_intent(**changes: Any) -> tuple[DeliveryIntent, Partner]:
+    """A first attempt of a webhook delivery to a partner with one webhook channel."""
+    notification, _, _ = make_notification()
+    partner = Partner.model_validate(
+        {
+            "id": notification.partner_id,
+            "kind": "association",
+            "name": notification.partner_name,
+            "channels": [{"type": "webhook", "url": WEBHOOK_URL, "secret": SECRET}],
+        }
+    )
+    channel = partner.channels[0]
+    intent = DeliveryIntent(
+        delivery_id="dlv_test_1",
+        channel_id=channel.id,
+        channel_type="webhook",
+        notification=notification,
+        **changes,
+    )
+    return intent, partner
+
+
+def ports(*script: Outcome, **changes: Any) -> tuple[FakePorts, DeliveryIntent]:
+    intent, partner = webhook_intent()
+    return FakePorts(partner=partner, webhooks=FakeWebhooks(list(script)), **changes), intent
+
+
+async def handle(rt: FakePorts, intent: DeliveryIntent) -> list[AuditRecord]:
+    audit: list[AuditRecord] = []
+    await deliver.handle(rt, intent, audit, partition=0)
+    return audit
+
+
+def ok() -> Outcome:
+    return Outcome(OutcomeStatus.delivered, "HTTP 204", 204, latency_ms=3.0)
+
+
+# ------------------------------------------------------------------ handle
+
+
+async def test_a_delivered_attempt_is_recorded_and_nothing_follows() -> None:
+    rt, intent = ports(ok())
+    audit = await handle(rt, intent)
+    [request] = rt.webhooks.sent
+    assert request["url"] == WEBHOOK_URL and request["delivery_id"] == intent.delivery_id
+    body = json.loads(request["body"])
+    assert body["type"] == "policy.relayed" and body["data"]["delivery_id"] == "dlv_test_1"
+    entry = rt.ledger["dlv_test_1"]
+    assert entry["status"] == "delivered" and [a["attempt"] for a in entry["attempts"]] == [1]
+    assert [a.kind for a in audit] == ["delivery.delivered"]
+    assert rt.out.records == [] and rt.parking.dead == [] and rt.ledger.flushes == 0
+    assert rt.metrics.observed == [("webhook", "delivered", 0.003)]
+
+
+async def test_a_retry_is_written_before_the_ledger_knows_the_attempt_and_waits_retry_after() -> (
+    None
+):
+    busy = Outcome(OutcomeStatus.retry, "HTTP 503", 503, retry_after=90.0, latency_ms=2.0)
+    rt, intent = ports(busy)
+    before = datetime.now(UTC)
+    audit = await handle(rt, intent)
+    [retry] = rt.out.on(topics.RETRY)
+    assert retry["attempt"] == 2 and retry["delivery_id"] == intent.delivery_id
+    due = datetime.fromisoformat(retry["due_at"])
+    assert due >= before + timedelta(seconds=90)  # the receiver's wish, over 5 s ± 20 %
+    # The entry is put once its retry is out, and written at once (not with the batch).
+    assert rt.ledger["dlv_test_1"]["status"] == "retrying" and rt.ledger.flushes == 1
+    assert audit[-1].kind == "delivery.retrying" and audit[-1].next_attempt_at == due
+
+
+async def test_a_copy_of_an_attempt_already_made_is_not_made_again() -> None:
+    busy = Outcome(OutcomeStatus.retry, "HTTP 503", 503, latency_ms=2.0)
+    rt, intent = ports(busy)
+    await handle(rt, intent)
+    audit = await handle(rt, intent)  # the same attempt again, as after a crash
+    assert len(rt.webhooks.sent) == 1
+    assert len(rt.out.on(topics.RETRY)) == 1
+    assert audit[0].kind == "delivery.retrying" and "already made" in (audit[0].detail or "")
+    assert rt.counters["delivery.repeat_suppressed"] == 1
+
+
+async def test_a_retry_that_comes_before_its_time_is_parked_again_until_then() -> None:
+    busy = Outcome(OutcomeStatus.retry, "HTTP 429", 429, retry_after=120.0, latency_ms=2.0)
+    rt, intent = ports(busy)
+    await handle(rt, intent)
+    due = rt.ledger["dlv_test_1"]["next_attempt_at"]
+    early = intent.model_copy(update={"attempt": 2, "due_at": datetime.now(UTC)})
+    await handle(rt, early)
+    assert len(rt.webhooks.sent) == 1  # not sent before the time the receiver asked for
+    parked = rt.out.on(topics.RETRY)[-1]
+    assert parked["attempt"] == 2
+    assert datetime.fromisoformat(parked["due_at"]) == datetime.fromisoformat(due)
+
+
+async def test_an_intent_already_delivered_is_never_sent_again() -> None:
+    rt, intent = ports(ok())
+    await handle(rt, intent)
+    replayed = intent.model_copy(update={"replays": 1})
+    audit = await handle(rt, replayed)
+    assert len(rt.webhooks.sent) == 1
+    assert audit[0].status == DeliveryStatus.delivered and "not resent" in (audit[0].detail or "")
+
+
+async def test_a_permanent_failure_goes_to_the_dead_letters_with_its_reason() -> None:
+    rt, intent = ports(Outcome(OutcomeStatus.failed, "HTTP 404", 404, latency_ms=1.0))
+    await handle(rt, intent)
+    [dead] = rt.out.on(topics.DEAD_LETTER)
+    assert dead["dead_reason"] == "permanent_failure" and dead["delivery_id"] == "dlv_test_1"
+    assert rt.ledger["dlv_test_1"]["status"] == "failed"
+    assert rt.out.on(topics.RETRY) == []
+
+
+async def test_running_out_of_retries_dead_letters_the_delivery() -> None:
+    busy = Outcome(OutcomeStatus.retry, "HTTP 500", 500, latency_ms=1.0)
+    rt, intent = ports(busy)
+    last = intent.model_copy(update={"attempt": 3})  # the schedule has two waits
+    await handle(rt, last)
+    [dead] = rt.out.on(topics.DEAD_LETTER)
+    assert dead["dead_reason"] == "retries_exhausted"
+
+
+async def test_a_410_disables_the_channel() -> None:
+    gone = Outcome(OutcomeStatus.disabled, "HTTP 410 Gone", 410, latency_ms=1.0)
+    rt, intent = ports(gone)
+    await handle(rt, intent)
+    assert rt.channels.disabled == [
+        (intent.partner_id, intent.channel_id, "the receiver answered HTTP 410 Gone")
+    ]
+    assert rt.out.on(topics.DEAD_LETTER)[0]["dead_reason"] == "channel_disabled"
+
+
+async def test_a_channel_failing_for_longer_than_the_window_is_disabled() -> None:
+    busy = Outcome(OutcomeStatus.retry, "HTTP 503", 503, latency_ms=1.0)
+    rt, intent = ports(busy, settings=Settings(profile="dev", disable_after=3600))
+    key = f"{intent.partner_id}/{intent.channel_id}"
+    since = datetime.now(UTC) - timedelta(hours=2)
+    rt.channel_health[key] = {"since": since.isoformat(), "failures": 9}
+    await handle(rt, intent)
+    [(_, _, reason)] = rt.channels.disabled
+    assert "failing without a success since" in reason and "(10 failed attempts)" in reason
+
+
+async def test_production_refuses_a_plain_http_webhook_without_sending() -> None:
+    rt, intent = ports(settings=Settings(profile="production"))
+    channel = rt.partner.channels[0].model_copy(update={"url": "http://hooks.example.org/p"})
+    rt.partner = rt.partner.model_copy(update={"channels": [channel]})
+    await handle(rt, intent.model_copy(update={"channel_id": channel.id}))
+    assert rt.webhooks.sent == []
+    assert rt.out.on(topics.DEAD_LETTER)[0]["last_error"].endswith("must use https in production")
+
+
+async def test_an_email_goes_through_the_mail_transport_with_its_delivery_id() -> None:
+    notification, planned, channel = make_notification()
+    partner = Partner.model_validate(
+        {
+            "id": notification.partner_id,
+            "kind": "association",
+            "name": notification.partner_name,
+            "channels": [channel.model_dump()],
+        }
+    )
+    mail = FakeMail([Outcome(OutcomeStatus.delivered, "SMTP 250", smtp_code=250)])
+    rt = FakePorts(partner=partner, webhooks=FakeWebhooks([]), mail=mail)
+    intent = DeliveryIntent(
+        delivery_id=planned.delivery_id,
+        channel_id=partner.channels[0].id,
+        channel_type="email",
+        notification=notification,
+    )
+    await handle(rt, intent)
+    [message] = mail.sent
+    assert message["X-Relay-Delivery-Id"] == planned.delivery_id
+    assert rt.ledger[planned.delivery_id]["status"] == "delivered"
+
+
+# ------------------------------------------------------------------ decide
+
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+POLICY = RetryPolicy((5.0, 300.0), floor=60.0)
+
+
+def decided(outcome: Outcome, attempt: int = 1) -> Decision:
+    return decide(attempt, outcome, POLICY, NOW, random.Random(7))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "reason"),
+    [
+        (Outcome(OutcomeStatus.delivered, "HTTP 200", 200), DeliveryStatus.delivered, None),
+        (
+            Outcome(OutcomeStatus.disabled, "HTTP 410", 410),
+            DeliveryStatus.disabled,
+            "channel_disabled",
+        ),
+        (
+            Outcome(OutcomeStatus.failed, "HTTP 404", 404),
+            DeliveryStatus.failed,
+            "permanent_failure",
+        ),
+    ],
+)
+def test_decide_ends_a_delivery_on_success_410_or_a_permanent_failure(
+    outcome: Outcome, status: DeliveryStatus, reason: str | None
+) -> None:
+    d = decided(outcome)
+    assert (d.status, d.reason, d.retry_at) == (status, reason, None)
+    assert d.dead_letter is (reason is not None)
+
+
+def test_decide_retries_on_the_schedule_with_jitter() -> None:
+    d = decided(Outcome(OutcomeStatus.retry, "HTTP 503", 503))
+    assert d.status == DeliveryStatus.retrying and d.retry_at is not None
+    assert timedelta(seconds=4) <= d.retry_at - NOW <= timedelta(seconds=6)
+
+
+def test_decide_waits_the_floor_after_a_timeout_or_a_429() -> None:
+    for outcome in (
+        Outcome(OutcomeStatus.retry, "timeout", timed_out=True),
+        Outcome(OutcomeStatus.retry, "HTTP 429", 429),
+    ):
+        d = decided(outcome)
+        assert d.retry_at is not None and d.retry_at - NOW >= timedelta(seconds=60)
+
+
+def test_decide_honours_a_longer_retry_after() -> None:
+    d = decided(Outcome(OutcomeStatus.retry, "HTTP 503", 503, retry_after=1000.0))
+    assert d.retry_at == NOW + timedelta(seconds=1000)
+
+
+def test_decide_gives_up_past_the_end_of_the_schedule() -> None:
+    d = decided(Outcome(OutcomeStatus.retry, "HTTP 503", 503), attempt=3)
+    assert (d.status, d.reason, d.dead_letter) == (DeliveryStatus.dead, "retries_exhausted", True)
