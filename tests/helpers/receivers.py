@@ -295,7 +295,7 @@ class _PortZeroController(Controller):
     def _trigger_server(self) -> None:
         server = cast(asyncio.Server, self.server)
         self.port = server.sockets[0].getsockname()[1]
-        super()._trigger_server()  # type: ignore[no-untyped-call]
+        super()._trigger_server()
 
 
 class SMTPRecorder:

@@ -46,7 +46,8 @@ def renamed(event: dict[str, Any], doc_id: str, event_id: str | None = None) -> 
     # Its own title too: tests find their emails by subject.
     out["document"]["title"] = f"{out['document']['title']}［{doc_id}］"
     out["event_id"] = event_id or str(uuid.uuid4())
-    return out
+    copied: dict[str, Any] = out
+    return copied
 
 
 @dataclass

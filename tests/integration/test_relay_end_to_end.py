@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from email.message import EmailMessage
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from relay.core import topics
+from tests.helpers.receivers import Received
 from tests.helpers.waits import wait_consumed
 from tests.integration.conftest import RelayUnderTest, renamed, sample_event
 
@@ -32,11 +34,11 @@ EXPECTED = {
 }
 
 
-def hooks_for(relay: RelayUnderTest, doc_id: str) -> list:
+def hooks_for(relay: RelayUnderTest, doc_id: str) -> list[Received]:
     return [r for r in relay.hooks.verified if r.payload["data"]["document"]["id"] == doc_id]
 
 
-def mails_for(relay: RelayUnderTest, doc_number: str, title: str) -> list:
+def mails_for(relay: RelayUnderTest, doc_number: str, title: str) -> list[EmailMessage]:
     subject = f"[政策推送] {title}（{doc_number}）"
     return [m for m in relay.smtp.messages if m["Subject"] == subject]
 
@@ -101,7 +103,9 @@ async def test_emails_carry_the_delivery_id_and_why(relay: RelayUnderTest) -> No
         did = m["X-Relay-Delivery-Id"]
         assert did in email_outcomes
         assert m["Message-ID"] == f"<{did}@policy-relay>"
-        text = m.get_body(("plain",)).get_content()
+        body = m.get_body(("plain",))
+        assert body is not None
+        text = body.get_content()
         assert "为什么" in text and did in text
 
 

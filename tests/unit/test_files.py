@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_sample_partners_load_and_include_associations_and_parks() -> None:
     partners = load_partners(ROOT / "config" / "partners.yaml")
-    kinds = [p.kind for p in partners]
+    kinds = [str(p.kind) for p in partners]
     assert kinds.count("association") >= 3 and kinds.count("park") >= 3
     for p in partners:
         assert "示例" in p.name
