@@ -14,13 +14,13 @@ What runs, all on 127.0.0.1:
   性能测试) lets only the bench documents reach them;
 - the relay: publish a document matching all N, time the arrivals at the receiver (first to
   last) and publish → first arrival; repeated with new document ids;
-- the bare loop: N signed POSTs (relay.signing.webhook_headers, the body the relay sent) from
+- the bare loop: N signed POSTs (relay.core.signing.webhook_headers, the body the relay sent) from
   one aiohttp session with the relay's per-host concurrency, against the same receiver,
   interleaved with the relay's repetitions (the baseline of the issue's target); then the
-  same loop over the relay's own HTTP client (relay.delivery.http), which the relay uses;
+  same loop over the relay's own HTTP client (relay.adapters.http), which the relay uses;
 - latency probes: a one-partner document on the otherwise idle stack, publish → arrival;
 - email, after the stack is stopped: an aiosmtpd server in its own process; the same relay
-  email (relay.rendering.build_email) sent M times by EmailSender over one connection, and
+  email (relay.core.rendering.build_email) sent M times by EmailSender over one connection, and
   M times by aiosmtplib.send (a fresh connection each).
 
 Every process it starts is stopped on the way out, on error and on Ctrl-C too.
@@ -427,13 +427,18 @@ PROFILE_RULES = (
     ("delivery: parsing intents (pydantic)", ("model_validate_json",)),
     (
         "delivery: render, sign, HTTP request",
-        ("attempt (relay/dispatch.py", "WebhookSender", "relay/delivery/http.py", "aiohttp/"),
+        (
+            "attempt (relay/runtime/deliver.py",
+            "WebhookSender",
+            "relay/adapters/http.py",
+            "aiohttp/",
+        ),
     ),
-    ("delivery: audit record", ("Runtime.audit",)),
+    ("delivery: audit record", ("AuditLog.record",)),
     (
         "delivery: ledger, health, dead letters, agent batching",
         (
-            "handle (relay/dispatch.py",
+            "handle (relay/runtime/deliver.py",
             "_deliver_batch",
             "_deliver_chunk",
             "deliver_agent",
@@ -847,7 +852,7 @@ def report(res: Results, command: str) -> str:
         f"that matches all {n:,}; the rate is measured at the receiver from the first to the "
         f"last arrival. Webhook body: {res.body_bytes:,} bytes (the relay's own body, reused "
         "by the bare loop). The bare loop is one aiohttp session posting the same body, "
-        f"signed with `relay.signing.webhook_headers`, with {DEFAULT_LIMIT_PER_HOST} requests "
+        f"signed with `relay.core.signing.webhook_headers`, with {DEFAULT_LIMIT_PER_HOST} requests "
         "in flight (`DEFAULT_LIMIT_PER_HOST` of `WebhookSender`), while the stack sits idle "
         f"(worker + broker used {100 * res.stack_idle_cpu:.0f} % of a core meanwhile). "
         f"Stack start-up with {n + 1:,} partners took {res.setup_s:.0f} s.",
@@ -914,7 +919,7 @@ def report(res: Results, command: str) -> str:
     lines += [
         "",
         "The target compares with the aiohttp loop, as the issue defines it. The relay sends "
-        "with its own HTTP/1.1 client (`relay/delivery/http.py`), so the last two columns run "
+        "with its own HTTP/1.1 client (`relay/adapters/http.py`), so the last two columns run "
         "the same bare loop over that client: it needs "
         f"{own_client_ms:.2f} ms of CPU per request against aiohttp's {client_ms:.2f} ms, and "
         "its ratio is the relay's own overhead (Kafka in and out, ledger, audit, matching).",
@@ -945,7 +950,7 @@ def report(res: Results, command: str) -> str:
         f"about {send_ms['worker'] / client_ms:.0f}× the client-side work per webhook: per "
         "delivery it parses its intent out of a bundle (pydantic; the intent refers to the "
         "document, which is read once), checks and puts its ledger entry, renders and signs "
-        "the body, sends it (with the relay's own HTTP/1.1 client, `relay/delivery/http.py`, "
+        "the body, sends it (with the relay's own HTTP/1.1 client, `relay/adapters/http.py`, "
         "not aiohttp's), updates the channel's health and builds an audit record; every 500 "
         "deliveries it writes their ledger entries (one changelog record per partition) and "
         "audit records (one value per document) and waits for the broker. The trace view "
@@ -970,7 +975,7 @@ def report(res: Results, command: str) -> str:
         "",
         "### Email",
         "",
-        f"The same relay email ({res.mail_bytes:,} bytes, `relay.rendering.build_email` on a "
+        f"The same relay email ({res.mail_bytes:,} bytes, `relay.core.rendering.build_email` on a "
         "sample notification), sent one after another to a local aiosmtpd in its own process "
         f"that accepts everything: {res.mail_reused[0].messages:,} messages per repetition, "
         f"{len(res.mail_reused)} repetitions, alternating which goes first.",

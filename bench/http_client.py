@@ -7,7 +7,7 @@
 Both clients run in this one process, one after the other within each repetition (the
 order alternates), against the same receiver in its own process (bench/_receiver.py: an
 aiohttp server that reads the body and answers 204), so neither is measured on a quieter
-machine than the other. The earlier client is ``relay/delivery/http.py`` as it was at
+machine than the other. The earlier client is the webhook client as it was at
 ``--baseline``, read with ``git show`` and loaded as a module of its own. aiohttp's client
 runs the same loop for reference.
 
@@ -81,19 +81,23 @@ REPLIES = {
 
 
 def load_baseline(rev: str) -> types.ModuleType:
-    """``relay/delivery/http.py`` as it was at ``rev``, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:relay/delivery/http.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    """The webhook client as it was at ``rev`` (``relay/delivery/http.py`` before the layers
+    moved it to ``relay/adapters/http.py``), as a module of its own."""
+    for path in ("relay/adapters/http.py", "relay/delivery/http.py"):
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True
+        )
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"no webhook client at {rev}")
+    # Its imports as they are named now.
+    source = shown.stdout.replace("relay.delivery.safety", "relay.adapters.safety")
     spec = importlib.util.spec_from_loader(f"relay_http_{rev}", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
-    exec(compile(source, f"{rev}:relay/delivery/http.py", "exec"), module.__dict__)
+    exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)
     return module
 
 

@@ -4,7 +4,7 @@ Every worker says, a few times a minute, which partitions its consumer holds and
 read them (a :class:`Beat` on the workers topic). From the beats of all workers and the
 group's committed offsets, :class:`Coverage` finds the partitions that are held by nobody,
 held by two workers, or have records waiting that nobody reads — for longer than a normal
-rebalance takes. The group watch (``relay/group_watch.py``) then forces a rebalance.
+rebalance takes. The group watch (``relay/runtime/group_watch.py``) then forces a rebalance.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ restarted static member rejoins *without* a new generation, the very thing that 
 partition (docs/reliability.md, "Orphaned partitions").
 
 A safety net, not the fix: the fix is dynamic membership on the embedded broker (see
-``relay.settings.Membership``). The net acting is logged (``rebalance_forced``), counted
+``relay.core.settings.Membership``). The net acting is logged (``rebalance_forced``), counted
 (``group.rebalance_forced``) and fails the kill tests.
 """
 

@@ -9,7 +9,7 @@ plain dictionary reads, as before.
 
 An entry is in memory the moment it is put, so a repeat in the same process is caught at
 once; the changelog record follows when the batch is flushed, before the batch is acked
-(at once for an attempt that led to a retry or a dead letter: see relay.dispatch). A
+(at once for an attempt that led to a retry or a dead letter: see relay.runtime.deliver). A
 crash in between loses only entries whose deliveries will be redone under the same ids.
 """
 

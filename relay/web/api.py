@@ -112,7 +112,7 @@ def create_api(rt: Runtime) -> FastAPI:
 
     @api.get("/healthz", tags=["operations"], responses={503: {"description": "Stalled"}})
     async def healthz() -> JSONResponse:
-        """The process is up, and its consumer is not stuck (see relay/watchdog.py)."""
+        """The process is up, and its consumer is not stuck (see relay/runtime/watchdog.py)."""
         stalled = rt.watchdog.stalled
         body = {
             "status": "stalled" if stalled else "ok",

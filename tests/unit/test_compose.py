@@ -45,7 +45,13 @@ def test_kafka_is_kraft_without_auto_created_topics() -> None:
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
 
-def test_dockerfile_copies_what_the_worker_reads() -> None:
+def test_dockerfile_installs_the_wheel_and_runs_as_a_user_with_a_healthcheck() -> None:
     docker = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    for folder in ("relay", "agents", "templates", "config"):
+    # The sources go into the build stage, and only its wheel into the image.
+    for folder in ("relay", "agents", "templates", "config", "examples"):
         assert f"COPY {folder} " in docker
+    assert "pip wheel" in docker and "/wheels/*.whl" in docker
+    assert "install -e" not in docker and "-e ." not in docker
+    assert "-c /tmp/constraints.txt" in docker  # the same pins as CI
+    final = docker.rsplit("FROM ", 1)[1]
+    assert "USER relay" in final and "HEALTHCHECK" in final and "/healthz" in final
