@@ -60,7 +60,7 @@ async def test_metrics_parse_and_count_a_relayed_document(api: ApiUnderTest) -> 
     # The step counts went up too, under their kinds.
     assert sample(after["relay_events"], "_total", kind="delivery.webhook.delivered") >= 1
     assert sample(after["relay_partners"], "") >= 1
-    assert sample(after["relay_group_workers"], "") == 1  # the session's one worker
+    assert sample(after["relay_group_workers"], "") >= 1  # this one, at least
     # Every bucket of a histogram is there, up to +Inf, and they only grow.
     buckets = [
         s
