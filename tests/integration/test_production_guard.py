@@ -34,7 +34,7 @@ from tests.integration.test_faults import REGION, TAG, fault_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-#: Faust timings of the dev profile (relay.app.faust_settings), for the embedded broker.
+#: Faust timings of the dev profile (relay.runtime.app.faust_settings), for the embedded broker.
 EMBEDDED_BROKER_TIMINGS = {
     "RELAY_FAUST_BROKER_SESSION_TIMEOUT": "6",
     "RELAY_FAUST_BROKER_HEARTBEAT_INTERVAL": "1.5",
@@ -162,7 +162,7 @@ async def test_production_refuses_plain_http_and_private_addresses_and_connects_
     details = {name: outcomes[p.id].detail or "" for name, p in partners.items()}
     assert "https" in details["plain"], details
     assert "127.0.0.1" in details["loopback"] and "loopback" in details["loopback"], details
-    # A local name is refused before any DNS lookup (relay.delivery.safety.url_refusal).
+    # A local name is refused before any DNS lookup (relay.adapters.safety.url_refusal).
     assert "localhost is a local name" in details["named"], details
     assert "10.20.30.40" in details["private"] and "private" in details["private"], details
 

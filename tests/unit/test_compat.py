@@ -14,7 +14,7 @@ from unittest.mock import AsyncMock, MagicMock
 
 import pytest
 
-from relay.adapters import compat as faust_fixes
+from relay.adapters import compat
 from relay.core.errors import ConfigError
 
 #: The Faust methods the fix replaces, as written in faust-streaming 0.15.3. When Faust
@@ -29,14 +29,14 @@ UPSTREAM = {
 def test_the_replaced_faust_methods_are_the_ones_the_fix_was_written_for() -> None:
     got = {
         name: hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
-        for name, fn in faust_fixes.ORIGINALS.items()
+        for name, fn in compat.ORIGINALS.items()
     }
-    assert got == UPSTREAM == faust_fixes.UPSTREAM
+    assert got == UPSTREAM == compat.UPSTREAM
 
 
 def test_the_installed_faust_and_aiokafka_have_everything_the_relay_uses() -> None:
-    assert faust_fixes.problems() == []
-    faust_fixes.check()
+    assert compat.problems() == []
+    compat.check()
 
 
 def test_a_member_gone_stops_the_worker_with_one_line_naming_it(
@@ -46,7 +46,7 @@ def test_a_member_gone_stops_the_worker_with_one_line_naming_it(
 
     monkeypatch.delattr(Producer, "_ensure_producer")
     with pytest.raises(ConfigError) as info:
-        faust_fixes.check()
+        compat.check()
     message = str(info.value)
     assert "\n" not in message
     assert "faust.transport.drivers.aiokafka.Producer._ensure_producer is gone" in message
@@ -58,15 +58,15 @@ def test_a_copied_method_changed_upstream_stops_the_worker(
     async def changed(self: Any, generation_id: int = 0) -> None:
         """Not the method the fix copied."""
 
-    monkeypatch.setitem(faust_fixes.ORIGINALS, "_resume_streams", changed)
+    monkeypatch.setitem(compat.ORIGINALS, "_resume_streams", changed)
     with pytest.raises(ConfigError, match="changed upstream"):
-        faust_fixes.check()
+        compat.check()
 
 
 def test_a_release_not_tested_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(faust_fixes.TESTED, "aiokafka", ("9.",))
+    monkeypatch.setitem(compat.TESTED, "aiokafka", ("9.",))
     with pytest.raises(ConfigError, match=r"aiokafka 0\.\d+\.\d+ \(tested: \('9\.',\)\)"):
-        faust_fixes.check()
+        compat.check()
 
 
 async def test_no_active_partition_fetches_nothing_instead_of_everything(
@@ -80,14 +80,14 @@ async def test_no_active_partition_fetches_nothing_instead_of_everything(
         seen.append(active)
         return {"records": "of " + ",".join(sorted(active or ["everything"]))}
 
-    monkeypatch.setitem(faust_fixes.ORIGINALS, "_fetch_records", original)
+    monkeypatch.setitem(compat.ORIGINALS, "_fetch_records", original)
     live = {"a"}
-    assert await faust_fixes._fetch_records(None, None, live, timeout=1.0) == {"records": "of a"}
+    assert await compat._fetch_records(None, None, live, timeout=1.0) == {"records": "of a"}
     live.discard("a")  # Faust pauses the partition; a snapshot was passed on
     assert seen == [frozenset({"a"})]
-    assert await faust_fixes._fetch_records(None, None, live, timeout=1.0) == {}
+    assert await compat._fetch_records(None, None, live, timeout=1.0) == {}
     assert len(seen) == 1  # aiokafka was not asked, so it could not drain every partition
-    assert await faust_fixes._fetch_records(None, None, None) == {"records": "of everything"}
+    assert await compat._fetch_records(None, None, None) == {"records": "of everything"}
 
 
 def _recovery(order: list[str]) -> Any:
@@ -147,7 +147,7 @@ async def test_stream_partitions_are_resumed_only_after_the_seek(method: str) ->
     fetcher = asyncio.create_task(fetch_loop())
     await asyncio.sleep(0)
     try:
-        await getattr(faust_fixes, method)(recovery, generation_id=3)
+        await getattr(compat, method)(recovery, generation_id=3)
     finally:
         fetcher.cancel()
     steps = [s for s in order if s != "fetch"]
@@ -175,7 +175,7 @@ async def test_a_new_rebalance_during_the_seek_resumes_nothing() -> None:
         recovery.app.consumer_generation_id = 4
 
     recovery.app.consumer.perform_seek = seek_then_rebalance
-    await faust_fixes.on_recovery_completed(recovery, generation_id=3)
+    await compat.on_recovery_completed(recovery, generation_id=3)
     assert order == ["seek"]
     assert not recovery.completed.is_set()
 
@@ -184,8 +184,8 @@ def test_install_applies_the_fixes_once() -> None:
     from faust.tables.recovery import Recovery
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    faust_fixes.install(embedded_broker=False, fetch_wait_ms=50)
-    faust_fixes.install(embedded_broker=False, fetch_wait_ms=50)
-    assert Recovery.on_recovery_completed is faust_fixes.on_recovery_completed
-    assert Recovery._resume_streams is faust_fixes._resume_streams
-    assert AIOKafkaConsumerThread._fetch_records is faust_fixes._fetch_records
+    compat.install(embedded_broker=False, fetch_wait_ms=50)
+    compat.install(embedded_broker=False, fetch_wait_ms=50)
+    assert Recovery.on_recovery_completed is compat.on_recovery_completed
+    assert Recovery._resume_streams is compat._resume_streams
+    assert AIOKafkaConsumerThread._fetch_records is compat._fetch_records
