@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from faust.types import StreamT
+from faust.types import EventT, StreamT
 
 from relay.core import topics
 from relay.core.errors import InvalidEvent
@@ -33,32 +33,7 @@ def install(rt: Runtime) -> None:
     @app.agent(rt.topic(topics.DOCUMENTS), name="relay.intake")
     async def intake(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            raw = event.value
-            try:
-                doc_event = parse_event(raw, today=today_in_shanghai(), checks=rt.checks)
-                value = encode_event(doc_event)
-            except InvalidEvent as e:
-                await rt.parking.reject(e, raw, event)
-                continue
-            except Exception as e:  # a bug must not lose the event: park it with the reason
-                log.exception("intake_failed")
-                await rt.parking.reject(
-                    InvalidEvent("internal_error", f"intake failed: {e!r}"), raw, event
-                )
-                continue
-            doc = doc_event.document
-            # Re-key by document id: the match agent's per-document state lives there.
-            await rt.out.send(topics.ACCEPTED, doc.id, value)
-            await rt.audit.record(
-                AuditRecord(
-                    kind="event.accepted",
-                    at=datetime.now(UTC),
-                    event_id=doc_event.event_id,
-                    document_id=doc.id,
-                    version=doc.version,
-                    detail=str(doc_event.type),
-                )
-            )
+            await _intake_one(rt, event)
 
     @app.agent(rt.topic(topics.ACCEPTED), name="relay.match")
     async def match(stream: StreamT[bytes]) -> None:
@@ -74,6 +49,34 @@ def install(rt: Runtime) -> None:
                 await rt.parking.reject(
                     InvalidEvent("internal_error", f"matching failed: {e!r}"), event.value, event
                 )
+
+
+async def _intake_one(rt: Runtime, event: EventT[Any]) -> None:
+    """Validate one published record: on to the accepted topic, or refused with its reason."""
+    raw = event.value
+    try:
+        doc_event = parse_event(raw, today=today_in_shanghai(), checks=rt.checks)
+        value = encode_event(doc_event)
+    except InvalidEvent as e:
+        await rt.parking.reject(e, raw, event)
+        return
+    except Exception as e:  # a bug must not lose the event: park it with the reason
+        log.exception("intake_failed")
+        await rt.parking.reject(InvalidEvent("internal_error", f"intake failed: {e!r}"), raw, event)
+        return
+    doc = doc_event.document
+    # Re-key by document id: the match agent's per-document state lives there.
+    await rt.out.send(topics.ACCEPTED, doc.id, value)
+    await rt.audit.record(
+        AuditRecord(
+            kind="event.accepted",
+            at=datetime.now(UTC),
+            event_id=doc_event.event_id,
+            document_id=doc.id,
+            version=doc.version,
+            detail=str(doc_event.type),
+        )
+    )
 
 
 async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:

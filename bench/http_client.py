@@ -48,9 +48,9 @@ if str(ROOT) not in sys.path:
 
 import aiohttp  # noqa: E402
 from aiohttp.resolver import DefaultResolver  # noqa: E402
-from relay.delivery import http as current_http  # noqa: E402
 from yarl import URL  # noqa: E402
 
+from relay.adapters import http as current_http  # noqa: E402
 from relay.adapters.webhook import DEFAULT_LIMIT_PER_HOST  # noqa: E402
 from relay.core.signing import new_secret, webhook_headers  # noqa: E402
 from relay.embedded.broker import die_with_parent, stop_process  # noqa: E402

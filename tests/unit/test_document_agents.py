@@ -1,0 +1,141 @@
+"""The intake and match agents' work on one record (relay.agents.documents), against fakes.
+
+No Faust and no broker: the records are plain objects with a value and a place, and the
+runtime is a fake that keeps what the agents write (topics, audit, rejections, state).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, cast
+
+from relay.agents import documents as agent
+from relay.core import topics
+from relay.core.errors import InvalidEvent
+from relay.core.models import INTENT_JSON, AuditRecord, DocumentSource, delivery_intents
+from relay.core.retry import RateLimiter
+from relay.runtime.app import Runtime
+from relay.runtime.metrics import Metrics
+from relay.runtime.registry import PartnerBook
+from tests.unit.factories import event, partner
+
+REGION = "310118106"
+
+
+@dataclass
+class FakeOut:
+    records: list[tuple[str, str | None, bytes]] = field(default_factory=list)
+    intents: dict[str, list[Any]] = field(default_factory=dict)
+
+    async def send(self, topic: str, key: str | None, value: bytes) -> tuple[int, int]:
+        self.records.append((topic, key, value))
+        return 0, len(self.records) - 1
+
+    async def send_intents(self, topic: str, intents: list[Any]) -> None:
+        self.intents.setdefault(topic, []).extend(intents)
+
+
+@dataclass
+class FakeAudit:
+    records: list[AuditRecord] = field(default_factory=list)
+
+    async def record(self, r: AuditRecord) -> None:
+        self.records.append(r)
+
+    async def record_many(self, rs: list[AuditRecord]) -> None:
+        self.records.extend(rs)
+
+
+@dataclass
+class FakeParking:
+    rejected: list[InvalidEvent] = field(default_factory=list)
+
+    async def reject(self, err: InvalidEvent, raw: bytes | None, event: Any) -> None:
+        self.rejected.append(err)
+
+
+def fake_runtime(*partners: Any) -> Any:
+    book = PartnerBook()
+    for p in partners:
+        book.apply(p.id, p.model_dump_json().encode())
+    counters: Counter[str] = Counter()
+    return SimpleNamespace(
+        checks=(),
+        documents={},
+        registry=SimpleNamespace(book=book),
+        metrics=Metrics(counters, dict),
+        out=FakeOut(),
+        audit=FakeAudit(),
+        parking=FakeParking(),
+        limiter=RateLimiter(10),
+    )
+
+
+def record(value: bytes, offset: int = 0) -> Any:
+    return SimpleNamespace(
+        value=value,
+        key=None,
+        message=SimpleNamespace(topic=topics.DOCUMENTS, partition=0, offset=offset),
+    )
+
+
+def published(**doc: Any) -> bytes:
+    doc.setdefault("scope", {"regions": [REGION]})
+    return json.dumps(event(published_on="2026-11-01", **doc), ensure_ascii=False).encode()
+
+
+async def test_intake_passes_a_valid_event_on_keyed_by_document_and_audits_it() -> None:
+    rt = fake_runtime()
+    await agent._intake_one(cast(Runtime, rt), record(published(id="DOC-A")))
+    [(topic, key, value)] = rt.out.records
+    assert (topic, key) == (topics.ACCEPTED, "DOC-A")
+    assert json.loads(value)["document"]["id"] == "DOC-A"
+    assert [r.kind for r in rt.audit.records] == ["event.accepted"]
+    assert rt.parking.rejected == []
+
+
+async def test_intake_refuses_a_bad_record_with_its_reason_and_writes_nothing_on() -> None:
+    rt = fake_runtime()
+    for raw, reason in [
+        (b"not json", "not_json"),
+        (b"[" * 100 + b"]" * 100, "too_deep"),
+        (published(version="1"), "invalid_event"),
+    ]:
+        await agent._intake_one(cast(Runtime, rt), record(raw))
+        assert rt.parking.rejected[-1].reason == reason
+    assert rt.out.records == []
+
+
+async def test_match_plans_one_intent_per_channel_and_remembers_the_document() -> None:
+    near = partner("near", coverage={"regions": [REGION]})
+    far = partner("far", coverage={"regions": ["310115"]})
+    rt = fake_runtime(near, far)
+    raw = json.dumps(event(id="DOC-M", scope={"regions": [REGION]})).encode()
+    source = DocumentSource(partition=2, offset=7)
+    await agent._match_one(cast(Runtime, rt), raw, source)
+
+    kinds = [r.kind for r in rt.audit.records]
+    assert kinds == ["notification.planned", "document.matched"]
+    assert rt.audit.records[0].partner_id == "near"
+    # One intent per channel type, each referring to the document by its place.
+    for topic in (topics.DELIVER_EMAIL, topics.DELIVER_WEBHOOK):
+        [intent] = rt.out.intents[topic]
+        parsed = delivery_intents(INTENT_JSON.dump_json(intent, exclude_none=True))[0]
+        assert parsed.ref is not None and parsed.ref.source == source
+        assert parsed.partner_id == "near"
+    assert "DOC-M" in rt.documents
+    assert rt.metrics.match_seconds.collect()[0].samples[0].value == 1  # one observed
+
+
+async def test_match_ignores_the_same_event_a_second_time() -> None:
+    rt = fake_runtime(partner("near", coverage={"regions": [REGION]}))
+    raw = json.dumps(event(id="DOC-D", scope={"regions": [REGION]})).encode()
+    source = DocumentSource(partition=0, offset=1)
+    await agent._match_one(cast(Runtime, rt), raw, source)
+    planned = sum(len(v) for v in rt.out.intents.values())
+    await agent._match_one(cast(Runtime, rt), raw, source)
+    assert sum(len(v) for v in rt.out.intents.values()) == planned
+    assert rt.audit.records[-1].kind == "event.duplicate"
