@@ -38,6 +38,9 @@ class Outcome:
     #: The attempt ran out of time (no complete HTTP reply, no SMTP answer): the receiver
     #: is slow, so the next attempt waits at least the retry floor, as after a 429.
     timed_out: bool = False
+    #: A group-robot platform said the robot sends too fast (钉钉 130101, 企业微信 45009,
+    #: 飞书 11232): every message to that robot waits ``retry_after``, not only this one.
+    throttled: bool = False
 
     @property
     def ok(self) -> bool:

@@ -10,6 +10,9 @@ REJECTED = "relay.rejected"
 PARTNERS = "relay.partners"
 DELIVER_EMAIL = "relay.deliveries.email"
 DELIVER_WEBHOOK = "relay.deliveries.webhook"
+#: Group-bot deliveries (企业微信, 钉钉, 飞书): paced to each platform's rate limits, so a
+#: bot waiting for its next minute never holds up an email or a webhook.
+DELIVER_CHAT = "relay.deliveries.chat"
 RETRY = "relay.retry"
 AUDIT = "relay.audit"
 DEAD_LETTER = "relay.dead-letter"
@@ -19,7 +22,18 @@ WORKERS = "relay.workers"
 #: Delivery intents by channel type: separate topics, so a slow SMTP server never holds up
 #: webhooks. Keyed by partner id, like RETRY and DEAD_LETTER, so a partner's deliveries,
 #: retries and ledger entries share one partition number and so one worker.
-DELIVER = {"email": DELIVER_EMAIL, "webhook": DELIVER_WEBHOOK}
+DELIVER = {
+    "email": DELIVER_EMAIL,
+    "webhook": DELIVER_WEBHOOK,
+    "wecom": DELIVER_CHAT,
+    "dingtalk": DELIVER_CHAT,
+    "feishu": DELIVER_CHAT,
+}
+#: Each delivery topic once, with the channel types it carries.
+DELIVERY_TOPICS: dict[str, tuple[str, ...]] = {
+    topic: tuple(t for t, to in DELIVER.items() if to == topic)
+    for topic in dict.fromkeys(DELIVER.values())
+}
 #: The topics the agents read in the consumer group, whose partitions the group shares out
 #: (changelogs and the topics every worker reads whole are not among them).
 CONSUMED = frozenset({DOCUMENTS, ACCEPTED, RETRY, *DELIVER.values()})
@@ -42,6 +56,7 @@ ALL = (
     TopicSpec(PARTNERS, partitions=1),
     TopicSpec(DELIVER_EMAIL),
     TopicSpec(DELIVER_WEBHOOK),
+    TopicSpec(DELIVER_CHAT),
     TopicSpec(RETRY),
     TopicSpec(AUDIT),
     TopicSpec(DEAD_LETTER),

@@ -9,9 +9,11 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from relay.core.chatbots import FACTS, Platform
 from relay.core.models.document import Audience, HttpURL, IndustryCode, RegionCode, Scale
 from relay.core.models.limits import (
     CHANNELS_MAX,
@@ -150,7 +152,106 @@ class WebhookChannel(BaseModel):
         return self.url
 
 
-Channel = Annotated[EmailChannel | WebhookChannel, Field(discriminator="type")]
+def _bot_url(platform: Platform) -> AfterValidator:
+    """The URL must be one of the platform's robot URLs (any host: in dev a local sink
+    stands in for the platform; the production host is checked where the profile is known,
+    see relay.adapters.chatbots.check_bot_url)."""
+    facts = FACTS[platform]
+
+    def check(url: str) -> str:
+        path = urlsplit(url).path
+        if not path.startswith(facts.path):
+            raise ValueError(
+                f"a {facts.name} robot URL looks like https://{facts.host}{facts.path}…"
+            )
+        return url
+
+    return AfterValidator(check)
+
+
+#: A robot's signing secret (钉钉 ``SEC…``, 飞书's), as the platform shows it.
+BotSecret = Annotated[str, Field(min_length=8, max_length=SECRET_MAX), AfterValidator(one_line)]
+#: A keyword the robot requires in every message (its 安全设置), if it was set up that way.
+BotKeyword = Annotated[str, Field(min_length=1, max_length=20), AfterValidator(one_line)]
+
+
+class _BotChannel(BaseModel):
+    """A group robot: messages go into the group it belongs to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9._-]{0,63}$")
+    url: HttpURL = Field(repr=False)  # the key or access token is in it
+    keyword: BotKeyword | None = None
+    disabled: StrictBool = False
+    disabled_reason: RelayReason | None = None
+
+    @property
+    def target(self) -> str:
+        """The URL with its credential masked, fit to show and to log."""
+        return mask_token(self.url)
+
+
+class WecomChannel(_BotChannel):
+    """企业微信 群机器人: ``https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…``."""
+
+    type: Literal["wecom"] = "wecom"
+    url: Annotated[HttpURL, _bot_url(Platform.wecom)] = Field(repr=False)
+
+    @model_validator(mode="after")
+    def _default_id(self) -> WecomChannel:
+        if not self.id:
+            object.__setattr__(self, "id", _channel_id("wecom", self.url))
+        return self
+
+
+class DingtalkChannel(_BotChannel):
+    """钉钉 自定义机器人: ``https://oapi.dingtalk.com/robot/send?access_token=…``, with its
+    加签 secret (``SEC…``) when the robot signs."""
+
+    type: Literal["dingtalk"] = "dingtalk"
+    url: Annotated[HttpURL, _bot_url(Platform.dingtalk)] = Field(repr=False)
+    secret: BotSecret | None = Field(default=None, repr=False)
+
+    @model_validator(mode="after")
+    def _default_id(self) -> DingtalkChannel:
+        if not self.id:
+            object.__setattr__(self, "id", _channel_id("dingtalk", self.url))
+        return self
+
+
+class FeishuChannel(_BotChannel):
+    """飞书 自定义机器人: ``https://open.feishu.cn/open-apis/bot/v2/hook/…``, with its
+    签名校验 secret when the robot signs."""
+
+    type: Literal["feishu"] = "feishu"
+    url: Annotated[HttpURL, _bot_url(Platform.feishu)] = Field(repr=False)
+    secret: BotSecret | None = Field(default=None, repr=False)
+
+    @model_validator(mode="after")
+    def _default_id(self) -> FeishuChannel:
+        if not self.id:
+            object.__setattr__(self, "id", _channel_id("feishu", self.url))
+        return self
+
+
+BotChannel = WecomChannel | DingtalkChannel | FeishuChannel
+AnyChannel = EmailChannel | WebhookChannel | WecomChannel | DingtalkChannel | FeishuChannel
+Channel = Annotated[AnyChannel, Field(discriminator="type")]
+
+
+def mask_token(url: str) -> str:
+    """``url`` with the robot's key or access token (query value or last path part) cut to
+    its last 4 characters: enough to tell robots apart, not to post to one."""
+    parts = urlsplit(url)
+    if parts.query:
+        query = "&".join(
+            f"{k}=…{v[-4:]}" if k in ("key", "access_token") else f"{k}={v}"
+            for k, _, v in (pair.partition("=") for pair in parts.query.split("&"))
+        )
+        return urlunsplit(parts._replace(query=query))
+    head, _, token = parts.path.rpartition("/")
+    return urlunsplit(parts._replace(path=f"{head}/…{token[-4:]}")) if token else url
 
 
 class Partner(BaseModel):
@@ -178,5 +279,5 @@ class Partner(BaseModel):
             seen.add(ch.id)
         return self
 
-    def channel(self, channel_id: str) -> EmailChannel | WebhookChannel | None:
+    def channel(self, channel_id: str) -> AnyChannel | None:
         return next((c for c in self.channels if c.id == channel_id), None)

@@ -53,7 +53,7 @@ class NoticeType(StrEnum):
     repealed = "policy.repealed"
 
 
-ChannelType = Literal["email", "webhook"]
+ChannelType = Literal["email", "webhook", "wecom", "dingtalk", "feishu"]
 
 
 class PlannedDelivery(BaseModel):
