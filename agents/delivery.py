@@ -45,8 +45,9 @@ DOCUMENT_WAIT = 2.0
 
 
 def install(rt: Runtime) -> None:
-    for channel_type, topic in topics.DELIVER.items():
-        _install_delivery(rt, channel_type, topic)
+    for topic in topics.DELIVERY_TOPICS:
+        # Named after the topic: email, webhook, chat (the group robots).
+        _install_delivery(rt, topic.rsplit(".", 1)[-1], topic)
     _install_retry(rt)
 
 

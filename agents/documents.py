@@ -125,14 +125,14 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     # In JSON-ready form, serialised straight from the notifications' models (10,000
     # references and intents would otherwise be built only to be serialised).
     refs = [(n, first_attempt_ref(n, source)) for n in plan.notifications]
-    for channel_type, topic in topics.DELIVER.items():
+    for topic, channel_types in topics.DELIVERY_TOPICS.items():
         await rt.out.send_intents(
             topic,
             [
                 first_attempt(ref, d)
                 for n, ref in refs
                 for d in n.deliveries
-                if d.channel_type == channel_type
+                if d.channel_type in channel_types
             ],
         )
     await rt.audit.record(

@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 from pydantic import SecretStr, TypeAdapter
 
 from relay.core.models import (
+    AnyChannel,
     Audience,
     Document,
     EmailChannel,
@@ -299,6 +300,15 @@ def _message(
 # ---------------------------------------------------------------- service notices
 # Notices about a partner's own channels, not policies.
 
+#: How a notice names each kind of channel.
+CHANNEL_KINDS = {
+    "email": "邮件",
+    "webhook": "Webhook",
+    "wecom": "企业微信群机器人",
+    "dingtalk": "钉钉群机器人",
+    "feishu": "飞书群机器人",
+}
+
 #: Not a policy type: a receiver that routes on ``type`` must not forward a test to members.
 TEST_TYPE = "relay.test"
 TEST_TEXT = "这是政策接力平台发送的测试通知，用于确认接收渠道畅通。无需转发，无需回复。"
@@ -342,7 +352,7 @@ def test_email(
 
 def channel_disabled_email(
     partner: Partner,
-    channel: EmailChannel | WebhookChannel,
+    channel: AnyChannel,
     to: list[str],
     *,
     reason: str,
@@ -357,7 +367,7 @@ def channel_disabled_email(
             partner_name=partner.name,
             partner_id=partner.id,
             channel_id=channel.id,
-            channel_kind="Webhook" if isinstance(channel, WebhookChannel) else "邮件",
+            channel_kind=CHANNEL_KINDS[channel.type],
             channel_target=channel.target,
             reason=reason,
             when=f"{now:%Y-%m-%d %H:%M} UTC",

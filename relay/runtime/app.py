@@ -16,6 +16,7 @@ import faust
 from faust.types import TopicT
 from mode import Service
 
+from relay.adapters.chatbots import ChatSender
 from relay.adapters.email import EmailSender
 from relay.adapters.webhook import WebhookSender
 from relay.core import topics
@@ -105,6 +106,9 @@ class Runtime:
         self.retries = self._table("retries")
         # "partner/channel" → the channel's current failure streak.
         self.channel_health = self._table("channel-health")
+        # "partner/channel" → a group robot's pacing window (relay.core.pacing), written
+        # before each message goes.
+        self.bot_windows = batched_table(self.app, "bot-windows", settings.topic_partitions)
         self.limiter = RateLimiter(settings.channel_rate)
         self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.counters: Counter[str] = Counter()
@@ -114,6 +118,11 @@ class Runtime:
         self.accepted.listeners.append(self.trace.add_document)
         self.webhooks = WebhookSender(
             timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
+        )
+        self.chat = ChatSender(
+            timeout=settings.webhook_timeout,
+            allow_private=settings.allow_private_webhooks,
+            production=settings.profile == Profile.production,
         )
         self.mail: EmailSender | None = None
         if settings.smtp_host:
@@ -205,8 +214,10 @@ class _Services(Service):
         await self.add_runtime_dependency(self.rt.watchdog)
         await self.add_runtime_dependency(self.rt.group_watch)
         await self.rt.webhooks.start()
+        await self.rt.chat.start()
 
     async def on_stop(self) -> None:
         await self.rt.webhooks.close()
+        await self.rt.chat.close()
         if self.rt.mail is not None:
             await self.rt.mail.close()

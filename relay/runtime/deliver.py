@@ -27,11 +27,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from relay.core import rendering, topics
+from relay.core import pacing, rendering, topics
+from relay.core.chat import chat_message
+from relay.core.chatbots import CHAT_TYPES, FACTS, Platform
 from relay.core.logs import get_logger
 from relay.core.matching.explain import explain
 from relay.core.models import (
     AuditRecord,
+    BotChannel,
     DeliveryIntent,
     DeliveryStatus,
     EmailChannel,
@@ -54,6 +57,12 @@ class Table(Protocol):
     def lookup(self, key: str) -> Any: ...
 
     def __setitem__(self, key: str, value: Any) -> None: ...
+
+
+class ChatTransport(Protocol):
+    async def send(
+        self, channel: BotChannel, body: dict[str, Any], *, delivery_id: str
+    ) -> Outcome: ...
 
 
 class Ledger(Table, Protocol):
@@ -108,6 +117,10 @@ class Ports(Protocol):
     def webhooks(self) -> WebhookTransport: ...
     @property
     def mail(self) -> MailTransport | None: ...
+    @property
+    def chat(self) -> ChatTransport: ...
+    @property
+    def bot_windows(self) -> Ledger: ...
     @property
     def out(self) -> Out: ...
     @property
@@ -236,10 +249,14 @@ async def handle(
     if seen == EARLY:
         await _not_due_yet(rt, intent, entry["next_attempt_at"])
         return
+    if intent.channel_type in CHAT_TYPES and await _paced(rt, intent, partition):
+        return  # not its turn at the robot yet: parked until its slot, not an attempt
     outcome = await attempt(rt, intent)
     # Waits count from the end of the attempt: a 15 s timeout plus a 60 s floor is 75 s.
     now = datetime.now(UTC)
     decision = decide(intent.attempt, outcome, rt.retry_policy, now, rng)
+    if outcome.throttled and outcome.retry_after:
+        await _throttled(rt, intent, partition, now.timestamp() + outcome.retry_after)
     rt.metrics.observe_delivery(intent.channel_type, decision.status, outcome.latency_ms / 1000)
 
     record_attempt(
@@ -311,6 +328,51 @@ async def handle(
         # The outcome and its follow-up are recorded: a health-keeping failure must not
         # dead-letter the delivery as well.
         log.exception("channel_health_failed", delivery_id=intent.delivery_id)
+
+
+async def _paced(rt: Ports, intent: DeliveryIntent, partition: int) -> bool:
+    """Hold a group-robot message to its platform's rate (relay.core.pacing): True when it
+    was parked until its slot. The slot is written to the changelog before the message
+    goes, so a restarted worker never sends more than the robot takes in a minute."""
+    partner = rt.registry.book.get(intent.partner_id)
+    channel = partner.channel(intent.channel_id) if partner else None
+    if channel is None or channel.disabled:
+        return False  # the attempt says why
+    key = f"{intent.partner_id}/{intent.channel_id}"
+    window = pacing.Window.of(rt.bot_windows.lookup(key))
+    now = time.time()
+    turn = pacing.turn(window, FACTS[Platform(intent.channel_type)], intent.delivery_id, now)
+    if turn.now:
+        pacing.sent(window, now)
+    rt.bot_windows.put(key, window.dump(), partition)
+    await rt.bot_windows.flush()
+    if turn.now:
+        return False
+    rt.counters[f"delivery.{intent.channel_type}.paced"] += 1
+    log.debug(
+        "chat_paced",
+        delivery_id=intent.delivery_id,
+        channel_id=intent.channel_id,
+        wait=round(turn.at - now, 1),
+    )
+    later = intent.model_copy(update={"due_at": datetime.fromtimestamp(turn.at, UTC)})
+    await rt.out.send(topics.RETRY, intent.partner_id, later.model_dump_json().encode())
+    return True
+
+
+async def _throttled(rt: Ports, intent: DeliveryIntent, partition: int, until: float) -> None:
+    """The platform said the robot sends too fast: nothing more to it before ``until``."""
+    key = f"{intent.partner_id}/{intent.channel_id}"
+    window = pacing.Window.of(rt.bot_windows.lookup(key))
+    pacing.blocked(window, until)
+    rt.bot_windows.put(key, window.dump(), partition)
+    await rt.bot_windows.flush()
+    log.warning(
+        "chat_throttled",
+        partner_id=intent.partner_id,
+        channel_id=intent.channel_id,
+        until=datetime.fromtimestamp(until, UTC).isoformat(),
+    )
 
 
 def _made_already(
@@ -447,8 +509,10 @@ async def attempt(rt: Ports, intent: DeliveryIntent) -> Outcome:
     started = time.perf_counter()
     if isinstance(channel, WebhookChannel):
         outcome = await _webhook(rt, intent, planned, channel)
-    else:
+    elif isinstance(channel, EmailChannel):
         outcome = await _email(rt, intent, planned, channel)
+    else:
+        outcome = await _chat(rt, intent, planned, channel)
     if not outcome.latency_ms:
         outcome = dataclasses.replace(outcome, latency_ms=(time.perf_counter() - started) * 1000)
     return outcome
@@ -475,6 +539,22 @@ async def _webhook(
         body=body,
         secrets=channel.signing_secrets(now),
     )
+
+
+async def _chat(
+    rt: Ports, intent: DeliveryIntent, planned: PlannedDelivery, channel: BotChannel
+) -> Outcome:
+    n = intent.full
+    body = chat_message(
+        channel,
+        n,
+        planned,
+        why=explain(n.match),
+        base_url=rt.settings.base_url,
+        now=datetime.now(UTC),
+        link_secret=rt.settings.link_secret,
+    )
+    return await rt.chat.send(channel, body, delivery_id=planned.delivery_id)
 
 
 async def _email(

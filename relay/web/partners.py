@@ -8,10 +8,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
+from relay.adapters.chatbots import check_bot_url
 from relay.adapters.safety import check_url
 from relay.core import signing, tokens
 from relay.core.errors import UnsafeWebhookURL
-from relay.core.models import EmailChannel, Partner, WebhookChannel
+from relay.core.models import (
+    AnyChannel,
+    BotChannel,
+    DingtalkChannel,
+    EmailChannel,
+    FeishuChannel,
+    Partner,
+    WebhookChannel,
+    WecomChannel,
+)
 from relay.core.settings import Profile, Settings
 from relay.web import probe
 from relay.web.errors import ApiError, invalid, not_found, responses
@@ -21,6 +31,7 @@ from relay.web.schemas import (
     ChannelOut,
     ChannelTestResult,
     ChannelUpdate,
+    EmailChannelIn,
     PartnerCreate,
     PartnerCreated,
     PartnerOut,
@@ -62,6 +73,16 @@ def check_webhook_url(settings: Settings, url: str, where: str) -> None:
         raise ApiError(422, "unsafe_webhook_url", f"{where}: {e}") from e
 
 
+def check_robot_url(settings: Settings, channel_type: str, url: str, where: str) -> None:
+    """A robot URL must be the platform's (in production: its https host and path), and,
+    as a webhook's, not private unless allowed."""
+    try:
+        check_bot_url(channel_type, url, production=settings.profile == Profile.production)
+    except UnsafeWebhookURL as e:
+        raise ApiError(422, "unsafe_webhook_url", f"{where}: {e}") from e
+    check_webhook_url(settings, url, where)
+
+
 def revalidated(partner: Partner, **changes: Any) -> Partner:
     """``partner`` with ``changes``, checked again as a whole (model_copy would not check)."""
     try:
@@ -70,9 +91,7 @@ def revalidated(partner: Partner, **changes: Any) -> Partner:
         raise invalid(e) from e
 
 
-def build_channel(
-    settings: Settings, data: ChannelIn, where: str
-) -> tuple[EmailChannel | WebhookChannel, str | None]:
+def build_channel(settings: Settings, data: ChannelIn, where: str) -> tuple[AnyChannel, str | None]:
     """A channel from its request, and the secret the relay made for it (if it made one)."""
     try:
         if isinstance(data, WebhookChannelIn):
@@ -80,12 +99,25 @@ def build_channel(
             made = None if data.secret else signing.new_secret()
             secret = data.secret or made
             return WebhookChannel(id=data.id or "", url=data.url, secret=secret or ""), made
-        return EmailChannel(id=data.id or "", to=data.to), None
+        if isinstance(data, EmailChannelIn):
+            return EmailChannel(id=data.id or "", to=data.to), None
+        check_robot_url(settings, data.type, data.url, f"{where}.url")
+        fields = data.model_dump(exclude_none=True)
+        fields["id"] = data.id or ""
+        return BOT_CHANNELS[data.type].model_validate(fields), None
     except ValidationError as e:
         raise invalid(e, (where,)) from e
 
 
-def find_channel(partner: Partner, channel_id: str) -> EmailChannel | WebhookChannel:
+#: The model of each robot channel type.
+BOT_CHANNELS: dict[str, type[BotChannel]] = {
+    "wecom": WecomChannel,
+    "dingtalk": DingtalkChannel,
+    "feishu": FeishuChannel,
+}
+
+
+def find_channel(partner: Partner, channel_id: str) -> AnyChannel:
     channel = partner.channel(channel_id)
     if channel is None:
         raise not_found(f"channel {channel_id!r}")
@@ -230,10 +262,14 @@ async def add_channel(
     return ChannelCreated(channel=channel_out(channel, _now()), secret=made)
 
 
-def _changed_channel(
-    settings: Settings, channel: EmailChannel | WebhookChannel, body: ChannelUpdate
-) -> EmailChannel | WebhookChannel:
+def _changed_channel(settings: Settings, channel: AnyChannel, body: ChannelUpdate) -> AnyChannel:
     changes: dict[str, Any] = {}
+    bot = not isinstance(channel, EmailChannel | WebhookChannel)
+    if (body.secret is not None or body.keyword is not None) and not bot:
+        field = "secret" if body.secret is not None else "keyword"
+        raise ApiError(
+            422, "invalid_request", f"{field}: only a group robot's channel has one to set"
+        )
     if isinstance(channel, EmailChannel):
         if body.url is not None:
             raise ApiError(422, "invalid_request", "url: an email channel has no url; use to")
@@ -241,10 +277,21 @@ def _changed_channel(
             changes["to"] = body.to
     else:
         if body.to is not None:
-            raise ApiError(422, "invalid_request", "to: a webhook channel has no to; use url")
+            raise ApiError(
+                422, "invalid_request", f"to: a {channel.type} channel has no to; use url"
+            )
         if body.url is not None:
-            check_webhook_url(settings, body.url, "url")
+            if bot:
+                check_robot_url(settings, channel.type, body.url, "url")
+            else:
+                check_webhook_url(settings, body.url, "url")
             changes["url"] = body.url
+        if body.secret is not None:
+            if isinstance(channel, WecomChannel):
+                raise ApiError(422, "invalid_request", "secret: a 企业微信 robot has no secret")
+            changes["secret"] = body.secret
+        if body.keyword is not None:
+            changes["keyword"] = body.keyword or None
     if body.disabled is not None:
         changes["disabled"] = body.disabled
         # Re-enabling clears why the relay had disabled it; disabling says who did.
@@ -270,7 +317,7 @@ async def update_channel(
     request: Request,
 ) -> ChannelOut:
     partner_for(rt, who, partner_id)
-    result: list[EmailChannel | WebhookChannel] = []
+    result: list[AnyChannel] = []
 
     def edit(p: Partner) -> Partner:
         new = _changed_channel(rt.settings, find_channel(p, channel_id), body)
@@ -316,8 +363,15 @@ async def rotate_secret(
 
     def rotate(p: Partner) -> Partner:
         channel = find_channel(p, channel_id)
-        if not isinstance(channel, WebhookChannel):
+        if isinstance(channel, EmailChannel):
             raise ApiError(409, "conflict", f"channel {channel_id!r} is email; it has no secret")
+        if not isinstance(channel, WebhookChannel):
+            raise ApiError(
+                409,
+                "conflict",
+                f"channel {channel_id!r} is a group robot: its secret comes from the platform; "
+                'set it with PUT …/channels/{channel_id} {"secret": …}',
+            )
         # A rotation during an overlap drops the oldest secret: at most two sign at once.
         rotated = channel.model_copy(
             update={

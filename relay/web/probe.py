@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+from relay.core.chat import chat_test_message
 from relay.core.logs import get_logger
-from relay.core.models import EmailChannel, Partner, WebhookChannel
+from relay.core.models import AnyChannel, EmailChannel, Partner, WebhookChannel
 from relay.core.outcome import Outcome, OutcomeStatus
 from relay.core.rendering import test_email, test_webhook_body
 from relay.runtime.app import Runtime
@@ -20,9 +21,7 @@ def probe_id() -> str:
     return f"dlv_test_{secrets.token_hex(12)}"
 
 
-async def send_test(
-    rt: Runtime, partner: Partner, channel: EmailChannel | WebhookChannel
-) -> ChannelTestResult:
+async def send_test(rt: Runtime, partner: Partner, channel: AnyChannel) -> ChannelTestResult:
     """Send one test notice through the worker's senders, now, and report the outcome."""
     delivery_id = probe_id()
     outcome: Outcome
@@ -34,6 +33,11 @@ async def send_test(
             body=body,
             secrets=channel.signing_secrets(datetime.now(UTC)),
         )
+    elif not isinstance(channel, EmailChannel):
+        # Sent at once, outside the robot's pacing: if the robot is at its limit, the
+        # platform's throttling answer is the test's outcome.
+        chat = chat_test_message(channel, partner, delivery_id, datetime.now(UTC))
+        outcome = await rt.chat.send(channel, chat, delivery_id=delivery_id)
     elif rt.mail is None:
         outcome = Outcome(OutcomeStatus.failed, "no SMTP server configured (RELAY_SMTP_HOST)")
     else:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from relay.core.models import (
+    AnyChannel,
     AuditRecord,
     Coverage,
     DeliveryPrefs,
@@ -29,7 +30,14 @@ from relay.core.models.limits import (
     Note,
     ShortId,
 )
-from relay.core.models.partner import PARTNER_ID, EmailAddress, PartnerKind, WebhookSecret
+from relay.core.models.partner import (
+    PARTNER_ID,
+    BotKeyword,
+    BotSecret,
+    EmailAddress,
+    PartnerKind,
+    WebhookSecret,
+)
 from relay.core.outcome import OutcomeStatus
 
 CHANNEL_ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -73,14 +81,52 @@ class WebhookChannelIn(Strict):
     )
 
 
-ChannelIn = Annotated[EmailChannelIn | WebhookChannelIn, Field(discriminator="type")]
+class _BotChannelIn(Strict):
+    id: str | None = Field(default=None, pattern=CHANNEL_ID, description="default: derived")
+    url: HttpURL = Field(description="the robot's webhook URL, its key or token in it")
+    keyword: BotKeyword | None = Field(
+        default=None, description="a keyword the robot requires in every message (安全设置)"
+    )
+
+
+class WecomChannelIn(_BotChannelIn):
+    """企业微信 群机器人: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"""
+
+    type: Literal["wecom"]
+
+
+class DingtalkChannelIn(_BotChannelIn):
+    """钉钉 自定义机器人: https://oapi.dingtalk.com/robot/send?access_token=…"""
+
+    type: Literal["dingtalk"]
+    secret: BotSecret | None = Field(default=None, description="加签 secret (SEC…), if set")
+
+
+class FeishuChannelIn(_BotChannelIn):
+    """飞书 自定义机器人: https://open.feishu.cn/open-apis/bot/v2/hook/…"""
+
+    type: Literal["feishu"]
+    secret: BotSecret | None = Field(default=None, description="签名校验 secret, if set")
+
+
+ChannelIn = Annotated[
+    EmailChannelIn | WebhookChannelIn | WecomChannelIn | DingtalkChannelIn | FeishuChannelIn,
+    Field(discriminator="type"),
+]
 
 
 class ChannelUpdate(Strict):
-    """A change to a channel; what is left out stays. Secrets change only by rotation."""
+    """A change to a channel; what is left out stays. A webhook's secret changes only by
+    rotation; a group robot's (which the platform makes) is set here."""
 
     to: list[EmailAddress] | None = Field(default=None, min_length=1, max_length=RECIPIENTS_MAX)
     url: HttpURL | None = None
+    secret: BotSecret | None = Field(
+        default=None, description="a group robot's new secret (钉钉 SEC…, 飞书); never shown"
+    )
+    keyword: BotKeyword | Literal[""] | None = Field(
+        default=None, description='a group robot\'s required keyword; "" removes it'
+    )
     disabled: StrictBool | None = Field(
         default=None, description="false re-enables a channel the relay disabled"
     )
@@ -106,14 +152,36 @@ class WebhookChannelOut(BaseModel):
     disabled_reason: str | None
 
 
-ChannelOut = Annotated[EmailChannelOut | WebhookChannelOut, Field(discriminator="type")]
+class BotChannelOut(BaseModel):
+    type: Literal["wecom", "dingtalk", "feishu"]
+    id: str
+    url: str = Field(description="the robot's URL, its key or token cut to the last 4 characters")
+    keyword: str | None
+    has_secret: bool = Field(description="the robot signs (钉钉 加签, 飞书 签名校验)")
+    disabled: bool
+    disabled_reason: str | None
 
 
-def channel_out(ch: EmailChannel | WebhookChannel, now: datetime) -> ChannelOut:
-    """A channel as the API shows it: never its secrets."""
+ChannelOut = Annotated[
+    EmailChannelOut | WebhookChannelOut | BotChannelOut, Field(discriminator="type")
+]
+
+
+def channel_out(ch: AnyChannel, now: datetime) -> ChannelOut:
+    """A channel as the API shows it: never its secrets, never a robot's key."""
     if isinstance(ch, EmailChannel):
         return EmailChannelOut(
             id=ch.id, to=list(ch.to), disabled=ch.disabled, disabled_reason=ch.disabled_reason
+        )
+    if not isinstance(ch, WebhookChannel):
+        return BotChannelOut(
+            type=ch.type,
+            id=ch.id,
+            url=ch.target,
+            keyword=ch.keyword,
+            has_secret=bool(getattr(ch, "secret", None)),
+            disabled=ch.disabled,
+            disabled_reason=ch.disabled_reason,
         )
     overlap = len(ch.signing_secrets(now)) > 1
     return WebhookChannelOut(
@@ -143,7 +211,7 @@ class SecretRotated(BaseModel):
 
 class ChannelTestResult(BaseModel):
     channel_id: str
-    channel_type: Literal["email", "webhook"]
+    channel_type: Literal["email", "webhook", "wecom", "dingtalk", "feishu"]
     delivery_id: str = Field(description="the webhook-id / X-Relay-Delivery-Id of the test")
     status: OutcomeStatus = Field(
         description="delivered, retry (a transient failure), failed, disabled"

@@ -135,6 +135,8 @@ class FakePorts:
     parking: FakeParking = field(default_factory=FakeParking)
     channels: FakeChannels = field(default_factory=FakeChannels)
     metrics: FakeMetrics = field(default_factory=FakeMetrics)
+    chat: FakeWebhooks = field(default_factory=lambda: FakeWebhooks([]))
+    bot_windows: FakeLedger = field(default_factory=FakeLedger)
 
     @property
     def registry(self) -> FakeRegistry:
