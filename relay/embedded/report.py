@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+from relay.core.chatbots import FACTS
 from relay.core.matching.explain import explain
 from relay.core.models import MatchResult
 from relay.core.settling import Progress
@@ -16,6 +17,10 @@ STATUS_LABEL = {
     "dead": "死信 dead",
     "retrying": "重试中 retrying",
 }
+
+
+#: The group-robot platforms, as the report names them.
+ROBOTS = {p.value: f.name for p, f in FACTS.items()}
 
 
 def width(text: str) -> int:
@@ -82,19 +87,23 @@ def render(progress: Progress, titles: dict[str, str]) -> str:
         if not t.notifications:
             out.append("  (no partner matched)")
             continue
-        rows = [["partner", "email", "webhook"]]
+        rows = [["partner", "email", "webhook", "群机器人 chat"]]
         whys: list[str] = []
         for n in sorted(t.notifications, key=lambda r: r.partner_id or ""):
-            status = {"email": "-", "webhook": "-"}
+            status = {"email": "-", "webhook": "-", "chat": "-"}
             for did in n.deliveries or []:
                 o = progress.outcomes.get(did)
                 if o is not None and o.channel_type:
-                    status[o.channel_type] = STATUS_LABEL.get(str(o.status), str(o.status))
+                    label = STATUS_LABEL.get(str(o.status), str(o.status))
+                    if o.channel_type in ROBOTS:
+                        status["chat"] = f"{ROBOTS[o.channel_type]} {label}"
+                    else:
+                        status[o.channel_type] = label
                 elif o is None:
                     status = {k: ("pending" if v == "-" else v) for k, v in status.items()}
-            rows.append([n.partner_id or "", status["email"], status["webhook"]])
+            rows.append([n.partner_id or "", status["email"], status["webhook"], status["chat"]])
             whys.append(why_short(n.match))
-        lines = table(rows, [34, 18, 18])
+        lines = table(rows, [34, 18, 18, 26])
         out += lines[:2]
         for line, why in zip(lines[2:], whys, strict=True):
             out.append(line)
