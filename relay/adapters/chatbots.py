@@ -62,11 +62,11 @@ def credentials(url: str) -> list[str]:
         name, _, value = pair.partition("=")
         if name in CREDENTIAL_PARAMS and value:
             found |= {value, unquote(value)}
-    path = parts.path
-    if path.startswith(FACTS[Platform.feishu].path):
-        token = path.rsplit("/", 1)[-1]
-        if token:
-            found |= {token, unquote(token)}
+    hook = FACTS[Platform.feishu].path
+    if hook in parts.path:  # every part after it: a stray "/x" must not leave the token whole
+        for token in parts.path.split(hook, 1)[1].split("/"):
+            if token:
+                found |= {token, unquote(token)}
     return sorted(found, key=len, reverse=True)
 
 
