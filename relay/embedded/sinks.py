@@ -162,7 +162,8 @@ class ReceivedBotMessage:
     token: str
     #: The JSON body, or None when it was not a JSON object.
     body: dict[str, Any] | None
-    #: Whether the signature verified; None when the robot has no secret (nothing to check).
+    #: Whether the signature verified; None when it was not checked (the robot has no
+    #: secret, or the request was refused before: unknown robot, throttled, too big, not JSON).
     verified: bool | None
     #: What the sink answered (always HTTP 200, as the platforms do).
     answer: dict[str, Any]
@@ -373,7 +374,8 @@ class BotSink:
     async def _handle(self, platform: Platform, token: str, request: web.Request) -> web.Response:
         raw = await request.read()
         now = self.clock()
-        record = ReceivedBotMessage(platform, token, None, None, {}, now, request.query_string)
+        query = request.rel_url.raw_query_string
+        record = ReceivedBotMessage(platform, token, None, None, {}, now, query)
         try:
             self._check(platform, token, request, raw, now, record)
         except _Refusal as refusal:
