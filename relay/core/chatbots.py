@@ -32,6 +32,13 @@ class PlatformFacts:
     max_body: int
     #: Largest message content, in bytes (WeCom markdown ``content``); None: only the body.
     max_content: int | None
+    #: Other hosts the platform documents for the same robots (钉钉's international
+    #: ``oapi.dingtalk.io``, Lark's ``open.larksuite.com``).
+    also_hosts: tuple[str, ...] = ()
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return (self.host, *self.also_hosts)
 
 
 FACTS: dict[Platform, PlatformFacts] = {
@@ -52,6 +59,7 @@ FACTS: dict[Platform, PlatformFacts] = {
         per_second=None,
         max_body=20_000,
         max_content=None,
+        also_hosts=("oapi.dingtalk.io",),
     ),
     Platform.feishu: PlatformFacts(
         name="飞书",
@@ -61,6 +69,7 @@ FACTS: dict[Platform, PlatformFacts] = {
         per_second=5,
         max_body=20_000,
         max_content=None,
+        also_hosts=("open.larksuite.com",),
     ),
 }
 

@@ -1,4 +1,5 @@
-"""Standard Webhooks v1 signatures (HMAC-SHA256 over ``id.timestamp.body``); pure, no I/O."""
+"""Standard Webhooks v1 signatures (HMAC-SHA256 over ``id.timestamp.body``), and the group
+robots' (钉钉 加签, 飞书 签名校验); pure, no I/O."""
 
 from __future__ import annotations
 
@@ -64,3 +65,18 @@ def webhook_headers(
 def new_secret() -> str:
     """A fresh ``whsec_`` secret holding 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(_random.token_bytes(32)).decode("ascii")
+
+
+def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
+    """钉钉 加签: base64 of HMAC-SHA256 keyed by the robot's secret (``SEC…``) over
+    ``f"{timestamp_ms}\n{secret}"``, UTF-8. Not URL-encoded yet: the sender encodes it once,
+    into the ``sign`` query parameter (encoding it twice is the classic "sign not match")."""
+    digest = hmac.digest(secret.encode(), f"{int(timestamp_ms)}\n{secret}".encode(), "sha256")
+    return base64.b64encode(digest).decode("ascii")
+
+
+def feishu_sign(secret: str, timestamp_s: int) -> str:
+    """飞书 签名校验: base64 of HMAC-SHA256 keyed by ``f"{timestamp_s}\n{secret}"`` over an
+    empty message (the docs' 计算空字符串的签名结果), sent with the timestamp in the body."""
+    digest = hmac.digest(f"{int(timestamp_s)}\n{secret}".encode(), b"", "sha256")
+    return base64.b64encode(digest).decode("ascii")
