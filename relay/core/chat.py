@@ -357,11 +357,11 @@ def _forward_lines(f: _Frame, t: _Texts) -> list[str]:
     return lines
 
 
-def _ack_words(f: _Frame) -> tuple[str, str]:
-    """(what the partner does, the button) for the acknowledgement."""
+def _ack_words(f: _Frame) -> tuple[str, str, str]:
+    """(when, the button, what the count is of) for the acknowledgement."""
     if f.notice is NoticeType.repealed:
-        return "告知企业后", "确认已告知"
-    return "转发后", "确认已转发"
+        return "告知企业后", "确认已告知", f"已告知的{f.members}数量"
+    return "转发后", "确认已转发", f"已转达的{f.members}数量"
 
 
 _SOURCE = "以政府网站发布的原文为准。"
@@ -399,14 +399,14 @@ def _markdown(f: _Frame, t: _Texts, *, br: str, warn: bool) -> str:
     else:
         forward.append("政策解读：暂无解读")
     forward.append(_SOURCE)
-    done, button = _ack_words(f)
+    done, button, count = _ack_words(f)
     blocks = [f"### {_title_line(f, t)}{br}{lead}"]
     if t.why:
         blocks.append(f"**{_why_head(f)}**{br}{_quote(t.why.split(chr(10)), br)}")
     blocks.append(f"**{_forward_head(f)}**{br}{_quote(forward, br)}")
     blocks.append(
         f"**转发确认**：{done}请[点此{button}]({md_url(f.ack_url)})，"
-        f"填写已转达的{f.members}数量。此链接仅供贵{f.unit}确认使用，请勿转发。"
+        f"填写{count}。此链接仅供贵{f.unit}确认使用，请勿转发。"
     )
     return "\n\n".join(blocks)
 
@@ -448,7 +448,7 @@ def _button(text: str, url: str, kind: str = "default") -> dict[str, Any]:
 def _feishu(f: _Frame, t: _Texts) -> dict[str, Any]:
     """A card (JSON 1.0: every 飞书 client shows it; 2.0 needs 7.20 or later). Its text is
     ``plain_text``, so nothing the publisher wrote is read as markup; the links are buttons."""
-    done, button = _ack_words(f)
+    done, button, count = _ack_words(f)
     forward = _forward_lines(f, t)
     if not f.interpretation_url:
         forward.append("政策解读：暂无解读")
@@ -472,7 +472,7 @@ def _feishu(f: _Frame, t: _Texts) -> dict[str, Any]:
             "elements": [
                 {
                     "tag": "plain_text",
-                    "content": f"{done}请点“{button}”，填写已转达的{f.members}数量；"
+                    "content": f"{done}请点“{button}”，填写{count}；"
                     f"此按钮仅供贵{f.unit}确认使用，请勿转发。",
                 }
             ],

@@ -308,6 +308,7 @@ def test_repeal_says_stop_applying_it_and_leaves_out_the_summary(kind: str) -> N
     assert "有效期：已废止，停止适用" in text
     assert "请告知入驻企业" in text
     assert "确认已告知" in text
+    assert "填写已告知的入驻企业数量" in text
     assert notification.document.summary not in text
     assert "施行日期" not in text
     if kind == "feishu":
