@@ -233,7 +233,7 @@ def why_lines(notification: Notification, why: Sequence[str]) -> list[str]:
     ``why`` is ``explain(match)``: a line per reason, then one per unknown dimension. A
     reason that applies to all ("本政策不限行业") tells nothing; one on the audience
     ("贵单位为产业园区") little. Lines that do not line up with the match are taken as
-    they come.
+    they come. No line (the caller says the scope matches) when every reason applies to all.
     """
     match = notification.match
     lines = [one_line(line) for line in why if one_line(line)]
@@ -249,7 +249,7 @@ def why_lines(notification: Notification, why: Sequence[str]) -> list[str]:
         key=lambda i: rank[match.unknowns[i - len(match.reasons)]],
     )
     chosen = specific[:1] + (unknown[:1] or specific[1:2])
-    return [lines[i] for i in sorted(chosen)] or lines[:1]
+    return [lines[i] for i in sorted(chosen)]  # none: the policy applies to everyone
 
 
 def _frame(

@@ -416,6 +416,17 @@ def test_why_lines_that_do_not_line_up_with_the_match_are_taken_as_they_come() -
     assert "甲" in text and "乙" in text and "丙" not in text
 
 
+def test_why_of_a_policy_for_everyone_says_the_scope_matches() -> None:
+    match = MatchResult(
+        matched=True,
+        reasons=[Reason(dimension=d, applies_to_all=True) for d in Dimension],
+    )
+    text = unquoted(notice("feishu", match=match)[0])
+
+    assert "本政策的适用范围与贵园区登记的情况相符" in text
+    assert "本政策不限" not in text
+
+
 def test_why_without_lines_says_the_scope_matches() -> None:
     text = unquoted(notice("wecom", why=[], match=MatchResult(matched=True))[0])
 
