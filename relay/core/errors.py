@@ -7,7 +7,8 @@ RelayError
  │    ├── InvalidEvent        a document event failed validation (carries a reason code)
  │    └── InvalidPartner      a partner profile failed validation
  ├── UnknownCode              an industry/region/scale/tag code is not in its catalogue
- └── UnsafeWebhookURL         a webhook URL points at a private network
+ ├── UnsafeWebhookURL         a webhook URL points at a private network
+ └── ChatTooLarge             a group-chat notice over its platform's limit even cut to its links
 
 Deliveries raise nothing: an attempt's result is an Outcome (``relay.core.outcome``),
 delivered, retry, failed or disabled, because a receiver that fails is not an error of
@@ -67,3 +68,21 @@ class UnknownCode(InvalidInput):
 
 class UnsafeWebhookURL(InvalidInput):
     """A webhook URL resolves to a private, loopback, link-local or metadata address."""
+
+
+class ChatTooLarge(RelayError):
+    """A group-chat notice does not fit its platform's limit even with everything cut but
+    its links, title line and labels (``relay.core.chat``): the links alone are too long.
+
+    Only 企业微信's 4096-byte markdown can meet it within the document limits (two URLs of
+    2,048 characters); the notice cannot be sent to that robot as it is.
+    """
+
+    def __init__(self, platform: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"the {platform} notice needs {size} bytes with everything but its links cut, "
+            f"over the platform's {limit}"
+        )
+        self.platform = platform
+        self.size = size
+        self.limit = limit
