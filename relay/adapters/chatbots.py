@@ -32,7 +32,7 @@ from relay.adapters.safety import (
     delivery_refusal,
     webhook_target,
 )
-from relay.core.chatbots import FACTS, Platform
+from relay.core.chatbots import FACTS, Platform, robot_of
 from relay.core.errors import UnsafeWebhookURL
 from relay.core.models.partner import BotChannel
 from relay.core.outcome import Outcome, OutcomeStatus
@@ -141,11 +141,17 @@ class ChatSender:
         timeout: float = DEFAULT_TIMEOUT,
         allow_private: bool = False,
         production: bool = True,
+        route: str | None = None,
         resolver: AbstractResolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """``resolver`` replaces DNS and ``ssl_context`` the system's trust store (tests);
-        the SSRF filter still wraps the resolver."""
+        the SSRF filter still wraps the resolver. ``route`` (dev only, refused with
+        ``production``) is a base URL that messages for the platforms' own hosts go to
+        instead, path and query kept: the local robot sink of ``relay dev``."""
+        if route is not None and production:
+            raise ValueError("robot messages are routed to a sink only outside production")
+        self.route = route.rstrip("/") if route else None
         self.timeout = timeout
         self.allow_private = allow_private
         self.production = production
@@ -214,6 +220,9 @@ class ChatSender:
             refusal = delivery_refusal(target)
             if refusal is not None:
                 return Outcome(OutcomeStatus.failed, scrub(refusal, url))
+        if self.route is not None and robot_of(url) is not None:
+            query = f"?{target.raw_query_string}" if target.raw_query_string else ""
+            target = URL(self.route + target.raw_path + query, encoded=True)
         when = now if now is not None else datetime.now(UTC)
         secret = getattr(channel, "secret", None)
         payload = dict(body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class Platform(StrEnum):
@@ -74,3 +75,25 @@ FACTS: dict[Platform, PlatformFacts] = {
 }
 
 CHAT_TYPES = frozenset(p.value for p in Platform)
+
+
+def robot_of(url: str) -> tuple[Platform, str] | None:
+    """The platform and the robot's token (企业微信 ``key``, 钉钉 ``access_token``, 飞书 the
+    hook's last path part) of a URL on a platform's own host and robot path; else None."""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    for platform, facts in FACTS.items():
+        if host not in facts.hosts:
+            continue
+        if platform is Platform.feishu:
+            token = parts.path.removeprefix(facts.path) if parts.path.startswith(facts.path) else ""
+            return (platform, unquote(token)) if token and "/" not in token else None
+        if parts.path != facts.path:
+            return None
+        param = "key" if platform is Platform.wecom else "access_token"
+        values = parse_qs(parts.query).get(param)
+        return (platform, values[0]) if values and values[0] else None
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -94,6 +95,10 @@ class Settings(BaseSettings):
 
     webhook_timeout: float = Field(default=15.0, gt=0)
     allow_private_webhooks: bool = False
+    #: Dev only: send group-robot messages for the platforms' own hosts (企业微信, 钉钉, 飞书)
+    #: to this base URL instead, keeping path and query (``relay dev`` / ``relay demo`` point
+    #: it at their local robot sink). Refused in production.
+    bot_sink_url: str | None = None
 
     operator_token: SecretStr | None = None
     #: Signs the acknowledgement links in emails and webhooks (HMAC); shared by all workers.
@@ -144,6 +149,22 @@ class Settings(BaseSettings):
     def _static_needs_an_id(self) -> Settings:
         if self.group_membership == Membership.static and self.instance_id is None:
             raise ValueError("RELAY_GROUP_MEMBERSHIP=static needs RELAY_INSTANCE_ID")
+        return self
+
+    @field_validator("bot_sink_url")
+    @classmethod
+    def _sink_base(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/?#\s]+", value):
+            raise ValueError(f"expected a base URL like http://127.0.0.1:8099, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sink_only_in_dev(self) -> Settings:
+        if self.bot_sink_url is not None and self.profile == Profile.production:
+            raise ValueError(
+                "RELAY_BOT_SINK_URL is for the dev profile only: in production robot "
+                "messages go to the platforms"
+            )
         return self
 
     @model_validator(mode="after")

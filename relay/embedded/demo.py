@@ -16,10 +16,12 @@ from pydantic import ValidationError
 from relay.adapters import kafka
 from relay.adapters.files import load_partners, read_events
 from relay.core import topics
+from relay.core.chatbots import FACTS, Platform
 from relay.core.models import FINAL_STATUSES, DeliveryStatus, audit_records
 from relay.core.settings import Settings
 from relay.core.settling import Progress
 from relay.embedded import report
+from relay.embedded.sinks import BotSink
 from relay.embedded.stack import Stack
 
 #: The samples: the repository's config/ and examples/ folders, package data in a wheel.
@@ -104,6 +106,8 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             + (f", saved in {stack.mail_dir}/" if stack.smtp else "")
             + "."
         )
+        if stack.bots is not None:
+            say(bot_summary(stack.bots, stack.bot_dir))
         say(f"Worker log: {stack.worker_log}. Took {time.monotonic() - t0:.1f}s.")
         if not settled:
             say(
@@ -123,6 +127,24 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             )
             return 1
         return 0
+
+
+def _platform_hosts() -> str:
+    return ", ".join(FACTS[p].host for p in Platform)
+
+
+def bot_summary(bots: BotSink, directory: Path) -> str:
+    """One line: the group-robot messages the sink took, per platform, and how many were
+    signed and verified."""
+    accepted = bots.accepted()
+    per = ", ".join(f"{FACTS[p].name} {sum(r.platform is p for r in accepted)}" for p in Platform)
+    signed = sum(r.verified is True for r in accepted)
+    refused = sum(not r.accepted and not r.duplicate for r in bots.received)
+    return (
+        f"Group-robot messages received by the sink: {len(accepted)} ({per}); "
+        f"signatures verified: {signed}; refused: {refused}"
+        + (f"; saved in {directory}/." if accepted else ".")
+    )
 
 
 async def run_dev(settings: Settings, out: TextIO) -> int:
@@ -146,6 +168,11 @@ async def run_dev(settings: Settings, out: TextIO) -> int:
         if stack.smtp:
             say(f"  SMTP sink   {stack.smtp.host}:{stack.smtp.port} → {stack.mail_dir}/")
         say(f"  webhooks    {stack.hooks.url_for('<partner-id>')} (verifies signatures)")
+        if stack.bots:
+            say(
+                f"  group bots  {stack.bots.base_url} stands in for {_platform_hosts()} "
+                f"(checks formats, signatures, keywords, rate limits) → {stack.bot_dir}/"
+            )
         say(f"  worker log  {stack.worker_log}")
         say(f"  partners    {len(partners)} loaded")
         say(f"Publish with: relay publish {SAMPLE_DOCUMENTS / '02-ic-industry-support.json'}")

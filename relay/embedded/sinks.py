@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email
 import email.policy
 import hashlib
@@ -273,8 +274,14 @@ class BotSink:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.time,
+        grace: float = 0.0,
     ) -> None:
         self.directory = directory
+        #: How long a message to an unknown robot waits for it to be registered before the
+        #: platform's "invalid token" answer (the dev stack learns robots from the partners
+        #: topic, a moment after the API wrote them).
+        self.grace = grace
+        self._registered = asyncio.Event()
         self.host = host
         self.port = port
         self.clock = clock
@@ -296,7 +303,12 @@ class BotSink:
         platform = Platform(platform)
         if platform is Platform.wecom and (secret or keyword):
             raise ValueError("企业微信 robots have neither a signing secret nor a keyword")
-        self._robots[(platform, token)] = _Robot(platform, token, secret, keyword)
+        known = self._robots.get((platform, token))
+        if known is not None:  # new settings, the same robot: its windows and history stay
+            known.secret, known.keyword = secret, keyword
+        else:
+            self._robots[(platform, token)] = _Robot(platform, token, secret, keyword)
+        self._registered.set()
 
     @property
     def base_url(self) -> str:
@@ -373,6 +385,8 @@ class BotSink:
 
     async def _handle(self, platform: Platform, token: str, request: web.Request) -> web.Response:
         raw = await request.read()
+        if (platform, token) not in self._robots and self.grace > 0:
+            await self._learned(platform, token)
         now = self.clock()
         query = request.rel_url.raw_query_string
         record = ReceivedBotMessage(platform, token, None, None, {}, now, query)
@@ -386,6 +400,13 @@ class BotSink:
         self.received.append(record)
         self._changed.set()
         return web.json_response(record.answer)
+
+    async def _learned(self, platform: Platform, token: str) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.grace):
+                while (platform, token) not in self._robots:
+                    self._registered.clear()
+                    await self._registered.wait()
 
     def _check(
         self,

@@ -14,12 +14,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import SecretStr
+from aiokafka import ConsumerRecord
+from pydantic import SecretStr, ValidationError
 
 from relay.adapters import kafka
+from relay.adapters.follower import TopicFollower
 from relay.core import topics
+from relay.core.chatbots import robot_of
 from relay.core.errors import RelayError
-from relay.core.models import Partner, WebhookChannel
+from relay.core.models import BotChannel, Partner, WebhookChannel, WecomChannel
 from relay.core.settings import EMBEDDED_BROKER_URL, Settings
 from relay.embedded.broker import (
     EmbeddedBroker,
@@ -28,7 +31,7 @@ from relay.embedded.broker import (
     port_is_free,
     stop_process,
 )
-from relay.embedded.sinks import SMTPSink, WebhookSink
+from relay.embedded.sinks import BotSink, SMTPSink, WebhookSink
 
 #: Reserved documentation domains (RFC 2606): nothing real answers there, so dev and demo
 #: send their webhooks to the local sink instead.
@@ -53,6 +56,44 @@ def redirect_examples(partners: list[Partner], sink: WebhookSink) -> list[Partne
             channels.append(ch)
         out.append(p.model_copy(update={"channels": channels}))
     return out
+
+
+def register_robots(partner: Partner, sink: BotSink) -> int:
+    """Tell the robot sink about the partner's group robots on the platforms' own hosts
+    (their tokens, secrets and keywords), so it checks their messages as the platform would.
+    Returns how many."""
+    n = 0
+    for ch in partner.channels:
+        if not isinstance(ch, BotChannel):
+            continue
+        found = robot_of(ch.url)
+        if found is None:
+            continue  # not a platform URL: sent where it points, not to the sink
+        platform, token = found
+        if isinstance(ch, WecomChannel):
+            sink.register(platform, token)
+        else:
+            sink.register(platform, token, ch.secret, ch.keyword)
+        n += 1
+    return n
+
+
+class RobotFollower(TopicFollower):
+    """Registers every group robot of every partner on the partners topic with the sink: the
+    partners file's and those a partner adds through the API while the stack runs."""
+
+    def __init__(self, settings: Settings, sink: BotSink, **kwargs: object) -> None:
+        self.sink = sink
+        super().__init__(settings, topics.PARTNERS, self._apply, **kwargs)
+
+    def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
+        if msg.value is None:
+            return  # a deleted partner: its robots may stay known
+        try:
+            partner = Partner.model_validate_json(msg.value)
+        except ValidationError:
+            return  # the worker's registry logs it
+        register_robots(partner, self.sink)
 
 
 def _env_value(value: object) -> str:
@@ -92,6 +133,9 @@ class Stack:
     broker: EmbeddedBroker | None = None
     smtp: SMTPSink | None = None
     hooks: WebhookSink = field(default_factory=lambda: WebhookSink(secrets={}))
+    #: Stands in for 企业微信, 钉钉 and 飞书: messages to their hosts come here.
+    bots: BotSink | None = None
+    robots: RobotFollower | None = None
     worker: subprocess.Popen[bytes] | None = None
     worker_settings: Settings | None = None
     _supervisor: asyncio.Task[None] | None = None
@@ -103,6 +147,10 @@ class Stack:
     @property
     def mail_dir(self) -> Path:
         return self.run_dir / "mail"
+
+    @property
+    def bot_dir(self) -> Path:
+        return self.run_dir / "bots"
 
     async def __aenter__(self) -> Stack:
         try:
@@ -117,7 +165,7 @@ class Stack:
 
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        for old in self.mail_dir.glob("*.eml"):
+        for old in [*self.mail_dir.glob("*.eml"), *self.bot_dir.glob("*.json")]:
             old.unlink()
         s = self.settings
         updates: dict[str, object] = {
@@ -144,6 +192,12 @@ class Stack:
                 smtp_password=None,
                 smtp_starttls=False,
             )
+        if s.bot_sink_url is None:
+            self.bots = BotSink(self.bot_dir, grace=5.0)
+            await self.bots.start()
+            updates["bot_sink_url"] = self.bots.base_url
+            for p in self.partners:
+                register_robots(p, self.bots)
         if self.flexible_ports and not port_is_free(s.web_host, s.web_port):
             updates["web_port"] = free_port(s.web_host)
         self.worker_settings = ws = s.replace(**updates)
@@ -151,6 +205,9 @@ class Stack:
         self.partners = redirect_examples(self.partners, self.hooks)
         await kafka.ensure_topics(ws)
         await import_partners(ws, self.partners)
+        if self.bots is not None:
+            self.robots = RobotFollower(ws, self.bots)
+            await self.robots.start()
         self.start_worker()
         await self.wait_ready()
         self._supervisor = asyncio.create_task(self._supervise())
@@ -249,6 +306,11 @@ class Stack:
         stop_process(self.worker, timeout=15)
         self.worker = None
         await self.hooks.stop()
+        if self.robots is not None:
+            await self.robots.stop()
+            self.robots = None
+        if self.bots is not None:
+            await self.bots.stop()
         if self.smtp is not None:
             self.smtp.stop()
         if self.broker is not None:

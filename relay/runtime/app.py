@@ -123,6 +123,7 @@ class Runtime:
             timeout=settings.webhook_timeout,
             allow_private=settings.allow_private_webhooks,
             production=settings.profile == Profile.production,
+            route=settings.bot_sink_url,
         )
         self.mail: EmailSender | None = None
         if settings.smtp_host:
