@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -111,6 +112,20 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     assert "[expired]" in out
     assert "已送达 delivered" in out and "pending" not in out.split("Deliveries:")[0]
     assert len(list((tmp_path / "demo" / "mail").glob("*.eml"))) > 0
+    # The sample partners' 企业微信, 钉钉 and 飞书 robots got their notices, the signed ones
+    # (钉钉 and 飞书) verified by the sink, none refused.
+    bots = re.search(
+        r"Group-robot messages received by the sink: (\d+) \(企业微信 (\d+), 钉钉 (\d+), "
+        r"飞书 (\d+)\); signatures verified: (\d+); refused: (\d+)",
+        out,
+    )
+    assert bots, out[-2000:]
+    total, wecom, ding, feishu, verified, refused = map(int, bots.groups())
+    assert min(wecom, ding, feishu) > 0 and total == wecom + ding + feishu
+    assert verified == ding + feishu and refused == 0
+    kept = list((tmp_path / "demo" / "bots").glob("*.json"))
+    assert len(kept) == total
+    assert "钉钉 已送达 delivered" in out and "飞书 已送达 delivered" in out
     # Neither its broker nor its worker outlives it (both carry its data dir).
     assert left_behind("RELAY_DATA_DIR", str(tmp_path)) == {}
 

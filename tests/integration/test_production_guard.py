@@ -48,7 +48,9 @@ class ProductionStack(Stack):
     """The embedded stack, its worker in the production profile refusing private webhooks."""
 
     def worker_env(self) -> dict[str, str]:
-        return super().worker_env() | {
+        # Production sends robot messages to the platforms, never to the stack's sink.
+        env = {k: v for k, v in super().worker_env().items() if k != "RELAY_BOT_SINK_URL"}
+        return env | {
             "RELAY_PROFILE": "production",
             "RELAY_ALLOW_PRIVATE_WEBHOOKS": "false",
             **EMBEDDED_BROKER_TIMINGS,
