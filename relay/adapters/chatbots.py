@@ -15,19 +15,15 @@ import ssl
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from relay.adapters.http import ConnectError, HTTPClient, HTTPError
+from relay.adapters.http import ConnectError, GuardedClient, HTTPError
 from relay.adapters.safety import (
     AddressRefused,
-    SafeResolver,
-    address_refusal,
     check_url,
     delivery_refusal,
     webhook_target,
@@ -126,7 +122,7 @@ def _signed_dingtalk_url(target: URL, secret: str, when: datetime) -> URL:
     return URL(f"{base}{sep}timestamp={timestamp}&sign={sign}", encoded=True)
 
 
-class ChatSender:
+class ChatSender(GuardedClient):
     """POSTs messages to group robots; one connection pool for every robot of a worker.
 
     ``send`` never raises for network trouble: it returns an :class:`Outcome`. With
@@ -151,47 +147,15 @@ class ChatSender:
         instead, path and query kept: the local robot sink of ``relay dev``."""
         if route is not None and production:
             raise ValueError("robot messages are routed to a sink only outside production")
-        self.route = route.rstrip("/") if route else None
-        self.timeout = timeout
-        self.allow_private = allow_private
-        self.production = production
-        self._custom_resolver = resolver
-        self._ssl_context = ssl_context
-        self._resolver: AbstractResolver | None = None
-        self._client: HTTPClient | None = None
-
-    async def start(self) -> None:
-        if self._client is not None:
-            return
-        self._resolver = self._custom_resolver or DefaultResolver()
-        if not self.allow_private:
-            self._resolver = SafeResolver(self._resolver)
-        self._client = HTTPClient(
-            resolver=self._resolver,
-            ssl_context=self._ssl_context,
+        super().__init__(
+            timeout=timeout,
+            allow_private=allow_private,
             max_reply=MAX_REPLY_BYTES,
-            refuse=None if self.allow_private else address_refusal,
+            resolver=resolver,
+            ssl_context=ssl_context,
         )
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
-        resolver, self._resolver = self._resolver, None
-        if resolver is not None and resolver is not self._custom_resolver:
-            await resolver.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        self.route = route.rstrip("/") if route else None
+        self.production = production
 
     async def send(
         self,
@@ -249,13 +213,11 @@ class ChatSender:
         return outcome if outcome.ok else _scrubbed(outcome, url)
 
     async def _post(self, platform: Platform, target: URL, body: bytes) -> Outcome:
-        if self._client is None:
-            await self.start()
-        assert self._client is not None
+        client = await self.client()
         headers = {"Content-Type": "application/json; charset=utf-8"}
         started = time.perf_counter()
         try:
-            reply = await self._client.post(target, body, headers, timeout=self.timeout)
+            reply = await client.post(target, body, headers, timeout=self.timeout)
         except TimeoutError:
             detail = f"timeout: no complete reply within {self.timeout:g} s"
             return _retry(detail, started, timed_out=True)

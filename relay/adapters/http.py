@@ -42,14 +42,17 @@ from collections import deque
 from collections.abc import Callable
 from functools import cache, lru_cache
 from ipaddress import ip_address
+from types import TracebackType
+from typing import Self
 
 import aiohappyeyeballs
 import httptools
 from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from relay.adapters.safety import AddressRefused, IPAddress
+from relay.adapters.safety import AddressRefused, IPAddress, SafeResolver, address_refusal
 
 #: Longest head accepted: status line plus headers, interim replies included.
 MAX_HEAD_BYTES = 64 * 1024
@@ -479,6 +482,75 @@ class HTTPClient:
                 pool.pop().close()
         self._pools.clear()
         await asyncio.sleep(0)  # let the transports finish closing
+
+
+class GuardedClient:
+    """An :class:`HTTPClient` behind the SSRF guard, built inside the event loop (as
+    aiohttp's default resolver must be): what the webhook and group-robot senders share.
+
+    With ``allow_private=False`` the resolver drops private, loopback, link-local and
+    metadata addresses, and each connection is checked on the address it reached.
+    ``resolver`` replaces DNS and ``ssl_context`` the system's trust store (tests); the SSRF
+    filter still wraps the resolver.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        allow_private: bool,
+        max_reply: int,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.allow_private = allow_private
+        self._max_reply = max_reply
+        self._custom_resolver = resolver
+        self._ssl_context = ssl_context
+        self._resolver: AbstractResolver | None = None
+        self._client: HTTPClient | None = None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        self._resolver = self._custom_resolver or DefaultResolver()
+        if not self.allow_private:
+            self._resolver = SafeResolver(self._resolver)
+        self._client = HTTPClient(
+            resolver=self._resolver,
+            ssl_context=self._ssl_context,
+            max_reply=self._max_reply,
+            # The guard's last word: the address each connection actually reached.
+            refuse=None if self.allow_private else address_refusal,
+        )
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+        resolver, self._resolver = self._resolver, None
+        if resolver is not None and resolver is not self._custom_resolver:
+            await resolver.close()
+
+    async def client(self) -> HTTPClient:
+        """The client, started on first use."""
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        return self._client
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 def _request(url: URL, body: bytes, headers: dict[str, str]) -> bytes:

@@ -8,18 +8,13 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from functools import lru_cache
-from types import TracebackType
-from typing import Self
 
 from aiohttp.abc import AbstractResolver
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
-from relay.adapters.http import ConnectError, HTTPClient, HTTPError
+from relay.adapters.http import ConnectError, GuardedClient, HTTPError
 from relay.adapters.safety import (
     AddressRefused,
-    SafeResolver,
-    address_refusal,
     delivery_refusal,
     webhook_target,
 )
@@ -79,7 +74,7 @@ class _Slots:
         self._free += 1
 
 
-class WebhookSender:
+class WebhookSender(GuardedClient):
     """POSTs signed payloads; one connection pool for every delivery of a worker.
 
     ``send`` never raises for network trouble: it returns an :class:`Outcome` saying what
@@ -99,50 +94,16 @@ class WebhookSender:
     ) -> None:
         """``resolver`` replaces DNS and ``ssl_context`` the system's trust store (tests);
         the SSRF filter still wraps the resolver."""
-        self.timeout = timeout
-        self.allow_private = allow_private
+        super().__init__(
+            timeout=timeout,
+            allow_private=allow_private,
+            max_reply=MAX_REPLY_BYTES,
+            resolver=resolver,
+            ssl_context=ssl_context,
+        )
         self._limit_per_host = limit_per_host
-        self._custom_resolver = resolver
-        self._ssl_context = ssl_context
-        self._resolver: AbstractResolver | None = None
-        self._client: HTTPClient | None = None
         self._slots: dict[tuple[str, str, int | None], _Slots] = {}
         self._total = _Slots(limit)
-
-    async def start(self) -> None:
-        if self._client is not None:
-            return
-        # Built here, inside the event loop, as aiohttp's default resolver must be.
-        self._resolver = self._custom_resolver or DefaultResolver()
-        if not self.allow_private:
-            self._resolver = SafeResolver(self._resolver)
-        self._client = HTTPClient(
-            resolver=self._resolver,
-            ssl_context=self._ssl_context,
-            max_reply=MAX_REPLY_BYTES,
-            # The guard's last word: the address each connection actually reached.
-            refuse=None if self.allow_private else address_refusal,
-        )
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
-        resolver, self._resolver = self._resolver, None
-        if resolver is not None and resolver is not self._custom_resolver:
-            await resolver.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _slot(self, target: URL) -> _Slots:
         # Requests queue here, before their timeout starts: a big fan-out to one
