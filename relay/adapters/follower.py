@@ -39,6 +39,8 @@ class TopicFollower(Service):
         self.caught_up = asyncio.Event()
         #: Called once, when the follower first reaches the end of the topic.
         self.on_caught_up: Callable[[], None] | None = None
+        #: Log catching up at debug (a follower outside the worker, e.g. the dev stack's).
+        self.quiet = False
         self._advanced = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -90,7 +92,9 @@ class TopicFollower(Service):
                 for tp in tps
             ):
                 self.caught_up.set()
-                log.info("follower_caught_up", topic=self.topic, positions=self.positions)
+                (log.debug if self.quiet else log.info)(
+                    "follower_caught_up", topic=self.topic, positions=self.positions
+                )
                 if self.on_caught_up is not None:
                     self.on_caught_up()
             self._advanced.set()

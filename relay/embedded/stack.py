@@ -85,6 +85,7 @@ class RobotFollower(TopicFollower):
     def __init__(self, settings: Settings, sink: BotSink, **kwargs: object) -> None:
         self.sink = sink
         super().__init__(settings, topics.PARTNERS, self._apply, **kwargs)
+        self.quiet = True
 
     def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         if msg.value is None:
