@@ -274,6 +274,13 @@ async def add_channel(
 def _changed_channel(settings: Settings, channel: AnyChannel, body: ChannelUpdate) -> AnyChannel:
     changes: dict[str, Any] = {}
     bot = not isinstance(channel, EmailChannel | WebhookChannel)
+    if body.secret is not None and isinstance(channel, WebhookChannel):
+        raise ApiError(
+            422,
+            "invalid_request",
+            "secret: a webhook's secret changes only by POST "
+            ".../channels/{channel_id}/rotate-secret",
+        )
     if (body.secret is not None or body.keyword is not None) and not bot:
         field = "secret" if body.secret is not None else "keyword"
         raise ApiError(

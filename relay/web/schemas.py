@@ -34,6 +34,7 @@ from relay.core.models.limits import (
     FORWARDED_TO_MAX,
     ID_MAX,
     RECIPIENTS_MAX,
+    SECRET_MAX,
     Name,
     Note,
     ShortId,
@@ -140,8 +141,12 @@ class ChannelUpdate(Strict):
 
     to: list[EmailAddress] | None = Field(default=None, min_length=1, max_length=RECIPIENTS_MAX)
     url: HttpURL | None = None
-    secret: BotSecret | None = Field(
-        default=None, description="a group robot's new secret (钉钉 SEC…, 飞书); never shown"
+    # Checked as the channel's own secret once its type is known: a webhook's answer is
+    # to rotate it instead, whatever was sent.
+    secret: str | None = Field(
+        default=None,
+        max_length=SECRET_MAX,
+        description="a group robot's new secret (钉钉 SEC…, 飞书); never shown",
     )
     keyword: KeywordChange | None = Field(
         default=None, description='a group robot\'s required keyword; "" removes it'
