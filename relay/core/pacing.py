@@ -23,6 +23,9 @@ from relay.core.chatbots import PlatformFacts
 MARGIN = 0.5
 #: Seconds between two reserved slots at least, so they come back in the order they came.
 STEP = 0.001
+#: A slot travels as ``due_at``, a datetime to the microsecond (rounded either way): a
+#: message back that close to its slot has reached it.
+RESOLUTION = 1e-6
 
 
 @dataclass
@@ -65,7 +68,7 @@ def turn(window: Window, facts: PlatformFacts, delivery_id: str, now: float) -> 
     _forget_old(window, now)
     held = window.reserved.get(delivery_id)
     if held is not None and held >= window.blocked_until:
-        if held <= now:
+        if held <= now + RESOLUTION:
             del window.reserved[delivery_id]
             return Turn(True, now)
         return Turn(False, held)

@@ -8,6 +8,8 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from relay.adapters.chatbots import scrub
+from relay.core.chatbots import CHAT_TYPES
 from relay.core.intake import field_path
 from relay.web.schemas import ErrorBody
 
@@ -25,7 +27,16 @@ MISPLACED = {
 }
 
 
-CHANNEL_TAGS = frozenset({"email", "webhook"})
+#: Hints for fields sent with a group robot's channel where they do not belong.
+ROBOT_MISPLACED = {
+    "secret": "a 企业微信 robot has no secret; only 钉钉 and 飞书 robots sign",
+    "previous_secret": "a group robot has one secret, set with PUT .../channels/{channel_id}",
+}
+
+#: The channel types: a discriminated union puts the type in an error's path.
+CHANNEL_TAGS = frozenset({"email", "webhook", *CHAT_TYPES})
+#: Fields whose value an error never repeats: secrets stay unshown, even wrong ones.
+SECRET_FIELDS = frozenset({"secret", "previous_secret", "password", "token"})
 
 
 class ApiError(Exception):
@@ -58,31 +69,45 @@ def not_found(what: str) -> ApiError:
 
 
 def describe(errors: list[Any], prefix: tuple[int | str, ...] = ()) -> str:
-    """The first pydantic problem as ``field.path[0]: what is wrong``."""
+    """The first pydantic problem as ``field.path[0]: what is wrong``.
+
+    The value is repeated only when that is safe: never a secret's, and a URL's with any
+    robot credential in it cut to its last four characters (``relay.adapters.chatbots.scrub``).
+    """
     err = errors[0]
     # FastAPI puts where the value came from first; the field is what a caller can act on.
     loc = tuple(err.get("loc") or ())
     if loc and loc[0] in ("body", "query", "path", "header"):
         loc = loc[1:]
+    robot = next((p for p in loc if p in CHAT_TYPES), None)
     # A channel's errors carry its type as a path step (the union's tag): not a field.
     loc = tuple(p for p in loc if p not in CHANNEL_TAGS)
     path = field_path(prefix + loc) or "body"
+    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
     kind = err.get("type")
     if kind == "missing":
         return f"{path}: required field is missing"
     if kind == "extra_forbidden":
-        hint = MISPLACED.get(str(loc[-1])) if loc else None
+        hints = ROBOT_MISPLACED if robot else MISPLACED
+        hint = hints.get(str(loc[-1])) if loc else None
         return f"{path}: unknown field" + (f" ({hint})" if hint else "")
     value = err.get("input")
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if isinstance(value, str):
+        msg = msg.replace(value, "…") if field in SECRET_FIELDS and value else scrub(msg, value)
     shown = ""
-    if not isinstance(value, dict | list) and value is not None and repr(value) not in msg:
-        shown = f" (got {_short(value)})"
+    if (
+        field not in SECRET_FIELDS
+        and not isinstance(value, dict | list)
+        and value is not None
+        and repr(value) not in str(err.get("msg", ""))
+    ):
+        text = scrub(repr(value), value) if isinstance(value, str) else repr(value)
+        shown = f" (got {_short(text)})"
     return f"{path}: {msg}{shown}"
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
+def _short(text: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import ValidationError
 
-from relay.adapters.chatbots import check_bot_url
+from relay.adapters.chatbots import check_bot_url, scrub
 from relay.adapters.safety import check_url
 from relay.core import signing, tokens
 from relay.core.errors import UnsafeWebhookURL
@@ -80,7 +80,10 @@ def check_robot_url(settings: Settings, channel_type: str, url: str, where: str)
         check_bot_url(channel_type, url, production=settings.profile == Profile.production)
     except UnsafeWebhookURL as e:
         raise ApiError(422, "unsafe_webhook_url", f"{where}: {e}") from e
-    check_webhook_url(settings, url, where)
+    try:
+        check_webhook_url(settings, url, where)
+    except ApiError as e:  # its sentence quotes the URL: not the robot's credential
+        raise ApiError(e.status, e.code, scrub(e.message, url)) from e
 
 
 def revalidated(partner: Partner, **changes: Any) -> Partner:
@@ -91,22 +94,28 @@ def revalidated(partner: Partner, **changes: Any) -> Partner:
         raise invalid(e) from e
 
 
-def build_channel(settings: Settings, data: ChannelIn, where: str) -> tuple[AnyChannel, str | None]:
-    """A channel from its request, and the secret the relay made for it (if it made one)."""
+def build_channel(
+    settings: Settings, data: ChannelIn, where: str = ""
+) -> tuple[AnyChannel, str | None]:
+    """A channel from its request, and the secret the relay made for it (if it made one).
+
+    ``where`` is the channel's place in the request body (``channels[0]``), "" when it is
+    the whole body: errors name the field as the request's own errors do (``url``)."""
+    url_at = f"{where}.url" if where else "url"
     try:
         if isinstance(data, WebhookChannelIn):
-            check_webhook_url(settings, data.url, f"{where}.url")
+            check_webhook_url(settings, data.url, url_at)
             made = None if data.secret else signing.new_secret()
             secret = data.secret or made
             return WebhookChannel(id=data.id or "", url=data.url, secret=secret or ""), made
         if isinstance(data, EmailChannelIn):
             return EmailChannel(id=data.id or "", to=data.to), None
-        check_robot_url(settings, data.type, data.url, f"{where}.url")
+        check_robot_url(settings, data.type, data.url, url_at)
         fields = data.model_dump(exclude_none=True)
         fields["id"] = data.id or ""
         return BOT_CHANNELS[data.type].model_validate(fields), None
     except ValidationError as e:
-        raise invalid(e, (where,)) from e
+        raise invalid(e, (where,) if where else ()) from e
 
 
 #: The model of each robot channel type.
@@ -251,7 +260,7 @@ async def add_channel(
     partner_id: PartnerId, body: ChannelIn, rt: Rt, who: Caller, request: Request
 ) -> ChannelCreated:
     partner_for(rt, who, partner_id)
-    channel, made = build_channel(rt.settings, body, "body")
+    channel, made = build_channel(rt.settings, body)
 
     def add(p: Partner) -> Partner:
         if p.channel(channel.id) is not None:
@@ -269,8 +278,8 @@ def _changed_channel(settings: Settings, channel: AnyChannel, body: ChannelUpdat
         raise ApiError(
             422,
             "invalid_request",
-            "secret: a webhook's secret changes only by rotation: "
-            f"POST …/channels/{channel.id}/rotate-secret",
+            "secret: a webhook's secret changes only by POST "
+            ".../channels/{channel_id}/rotate-secret",
         )
     if (body.secret is not None or body.keyword is not None) and not bot:
         field = "secret" if body.secret is not None else "keyword"

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from relay.core.models import (
     AnyChannel,
@@ -30,8 +38,10 @@ from relay.core.models.limits import (
     Name,
     Note,
     ShortId,
+    one_line,
 )
 from relay.core.models.partner import (
+    BOT_KEYWORD_MAX,
     PARTNER_ID,
     BotKeyword,
     BotSecret,
@@ -116,20 +126,29 @@ ChannelIn = Annotated[
 ]
 
 
+def _keyword_change(text: str) -> str:
+    return text if text == "" else one_line(text)
+
+
+#: A robot's new keyword, or "" to remove it. One type, not a union with ``Literal[""]``:
+#: an error then names the field alone, not the union's members.
+KeywordChange = Annotated[str, Field(max_length=BOT_KEYWORD_MAX), AfterValidator(_keyword_change)]
+
+
 class ChannelUpdate(Strict):
     """A change to a channel; what is left out stays. A webhook's secret changes only by
     rotation; a group robot's (which the platform makes) is set here."""
 
     to: list[EmailAddress] | None = Field(default=None, min_length=1, max_length=RECIPIENTS_MAX)
     url: HttpURL | None = None
-    # Checked as the channel's own secret once the channel is known (a webhook's is refused
-    # with the way to rotate it, whatever it looks like).
+    # Checked as the channel's own secret once its type is known: a webhook's answer is
+    # to rotate it instead, whatever was sent.
     secret: str | None = Field(
         default=None,
         max_length=SECRET_MAX,
         description="a group robot's new secret (钉钉 SEC…, 飞书); never shown",
     )
-    keyword: BotKeyword | Literal[""] | None = Field(
+    keyword: KeywordChange | None = Field(
         default=None, description='a group robot\'s required keyword; "" removes it'
     )
     disabled: StrictBool | None = Field(

@@ -9,6 +9,7 @@ invents at random must not reach the other tests' receivers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections import Counter
@@ -138,8 +139,14 @@ def run_all(fuzzed: Fuzzed, mode: GenerationMode) -> dict[str, Counter[int]]:
     return statuses
 
 
-def test_every_operation_answers_as_documented(fuzzed: Fuzzed) -> None:
-    statuses = run_all(fuzzed, GenerationMode.POSITIVE)
+# The runs go in a thread: the stacks' robot sink and partners follower live on the
+# session's event loop, which must keep running (a loop blocked for minutes timed the
+# follower's fetch out, and the worker's test sends to the sink with it).
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_every_operation_answers_as_documented(fuzzed: Fuzzed) -> None:
+    statuses = await asyncio.to_thread(run_all, fuzzed, GenerationMode.POSITIVE)
     # The run reached past authentication and validation: valid requests succeeded too.
     for label, status in [
         ("POST /api/v1/partners", 201),
@@ -155,8 +162,11 @@ def test_every_operation_answers_as_documented(fuzzed: Fuzzed) -> None:
         assert statuses[label][status] > 0, (label, dict(statuses[label]))
 
 
-def test_requests_that_break_the_schema_get_a_documented_4xx_never_a_5xx(fuzzed: Fuzzed) -> None:
-    statuses = run_all(fuzzed, GenerationMode.NEGATIVE)
+@pytest.mark.asyncio(loop_scope="session")
+async def test_requests_that_break_the_schema_get_a_documented_4xx_never_a_5xx(
+    fuzzed: Fuzzed,
+) -> None:
+    statuses = await asyncio.to_thread(run_all, fuzzed, GenerationMode.NEGATIVE)
     # Validation answered, not only authentication: bodies reached it and were refused.
     for label in (
         "POST /api/v1/partners",

@@ -7,8 +7,11 @@ import pytest
 
 from relay.adapters.chatbots import check_bot_url, credentials, scrub
 from relay.core.errors import UnsafeWebhookURL
+from relay.core.settings import Settings
 from relay.core.signing import dingtalk_sign, feishu_sign
 from relay.embedded.sinks import BotSink, busiest_window
+from relay.web.errors import ApiError
+from relay.web.partners import check_robot_url
 
 KEY = "693a91f6-7f2e-4bc4-97a0-0ec2sifa5aaa"
 TOKEN = "b955c1d2e3f4a5b6c7d8e9f0a1b2c3d4"
@@ -163,3 +166,16 @@ def test_the_sink_rewrites_a_platform_url_keeping_its_path_and_query() -> None:
 def test_a_wecom_robot_has_no_secret_or_keyword_to_register() -> None:
     with pytest.raises(ValueError, match="企业微信"):
         BotSink().register("wecom", KEY, secret="SEC12345678")
+
+
+def test_a_robot_url_the_webhook_rules_refuse_is_named_without_its_credential() -> None:
+    """In dev a robot URL passes the robot check (a local sink), then the webhook rules of a
+    worker that takes no private addresses refuse it: the 422 quotes the URL, token cut."""
+    settings = Settings(profile="dev", allow_private_webhooks=False)
+    url = f"http://127.0.0.1:8080/robot/send?access_token={TOKEN}"
+    with pytest.raises(ApiError) as refused:
+        check_robot_url(settings, "dingtalk", url, "channels[0].url")
+    assert refused.value.status == 422 and refused.value.code == "unsafe_webhook_url"
+    message = refused.value.message
+    assert message.startswith("channels[0].url: 'http://127.0.0.1:8080/robot/send?access_token=…")
+    assert TOKEN not in message and f"…{TOKEN[-4:]}" in message

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from relay.core import topics
-from relay.core.models import AuditRecord, DeliveryIntent, DeliveryStatus, Partner
+from relay.core.models import AuditRecord, BotChannel, DeliveryIntent, DeliveryStatus, Partner
 from relay.core.outcome import Outcome, OutcomeStatus
 from relay.core.retry import Decision, RateLimiter, RetryPolicy, decide
 from relay.core.settings import Settings
@@ -72,6 +73,36 @@ class FakeWebhooks:
 
 
 @dataclass
+class FakeChat:
+    """A group robot: records each message and answers with the next scripted outcome
+    (delivered once the script is used up). ``journal`` is shared with the windows table,
+    so a test sees what was written before each message went."""
+
+    script: list[Outcome] = field(default_factory=list)
+    sent: list[tuple[BotChannel, dict[str, Any], str]] = field(default_factory=list)
+    journal: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def send(self, channel: BotChannel, body: dict[str, Any], *, delivery_id: str) -> Outcome:
+        self.sent.append((channel, body, delivery_id))
+        self.journal.append(("send", delivery_id))
+        if self.script:
+            return self.script.pop(0)
+        return Outcome(OutcomeStatus.delivered, "钉钉 errcode 0", 200, latency_ms=2.0)
+
+
+class FakeWindows(FakeLedger):
+    """The bot_windows table: each flush is journalled with what the windows hold then."""
+
+    def __init__(self, journal: list[tuple[str, Any]]) -> None:
+        super().__init__()
+        self.journal = journal
+
+    async def flush(self) -> None:
+        await super().flush()
+        self.journal.append(("flush", json.loads(json.dumps(dict(self)))))
+
+
+@dataclass
 class FakeMail:
     script: list[Outcome]
     sent: list[EmailMessage] = field(default_factory=list)
@@ -84,9 +115,13 @@ class FakeMail:
 @dataclass
 class FakeOut:
     records: list[tuple[str, str | None, bytes]] = field(default_factory=list)
+    #: Shared with the robot and the windows table (FakePorts): parked messages go here.
+    journal: list[tuple[str, Any]] = field(default_factory=list)
 
     async def send(self, topic: str, key: str | None, value: bytes) -> tuple[int, int]:
         self.records.append((topic, key, value))
+        if topic == topics.RETRY:
+            self.journal.append(("park", json.loads(value)["delivery_id"]))
         return 0, len(self.records)
 
     def on(self, topic: str) -> list[dict[str, Any]]:
@@ -135,8 +170,12 @@ class FakePorts:
     parking: FakeParking = field(default_factory=FakeParking)
     channels: FakeChannels = field(default_factory=FakeChannels)
     metrics: FakeMetrics = field(default_factory=FakeMetrics)
-    chat: FakeWebhooks = field(default_factory=lambda: FakeWebhooks([]))
-    bot_windows: FakeLedger = field(default_factory=FakeLedger)
+    chat: FakeChat = field(default_factory=FakeChat)
+    bot_windows: FakeWindows = field(default_factory=lambda: FakeWindows([]))
+
+    def __post_init__(self) -> None:
+        # One journal, in the order things happen.
+        self.bot_windows.journal = self.out.journal = self.chat.journal
 
     @property
     def registry(self) -> FakeRegistry:
@@ -320,6 +359,200 @@ async def test_an_email_goes_through_the_mail_transport_with_its_delivery_id() -
     [message] = mail.sent
     assert message["X-Relay-Delivery-Id"] == planned.delivery_id
     assert rt.ledger[planned.delivery_id]["status"] == "delivered"
+
+
+# ------------------------------------------------------------------ group robots
+
+
+ROBOTS = {
+    "wecom": {"type": "wecom", "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K1"},
+    "dingtalk": {
+        "type": "dingtalk",
+        "url": "https://oapi.dingtalk.com/robot/send?access_token=T1",
+        "secret": "SECaaaaaaaaaaaaaaaa",
+        "keyword": "园区",
+    },
+    "feishu": {"type": "feishu", "url": "https://open.feishu.cn/open-apis/bot/v2/hook/H1"},
+}
+
+
+class Clock:
+    """Stands in for the time module in relay.runtime.deliver: the pacing's clock."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(deliver, "time", c)
+    return c
+
+
+def robot_ports(platform: str, **channel: Any) -> FakePorts:
+    """Ports for a partner whose one channel is a group robot of ``platform``."""
+    notification, _, _ = make_notification()
+    partner = Partner.model_validate(
+        {
+            "id": notification.partner_id,
+            "kind": "association",
+            "name": notification.partner_name,
+            "channels": [{**ROBOTS[platform], **channel}],
+        }
+    )
+    return FakePorts(partner=partner, webhooks=FakeWebhooks([]))
+
+
+def robot_intent(rt: FakePorts, n: int, **changes: Any) -> DeliveryIntent:
+    """The ``n``th message to the partner's robot (a delivery of a document of its own)."""
+    notification, _, _ = make_notification(id=f"DOC-{n}")
+    channel = rt.partner.channels[0]
+    return DeliveryIntent(
+        delivery_id=f"dlv_bot_{n}",
+        channel_id=channel.id,
+        channel_type=channel.type,
+        notification=notification,
+        **changes,
+    )
+
+
+def window_of(rt: FakePorts) -> dict[str, Any]:
+    stored: dict[str, Any] = rt.bot_windows[f"{rt.partner.id}/{rt.partner.channels[0].id}"]
+    return stored
+
+
+def parked(rt: FakePorts) -> list[dict[str, Any]]:
+    return rt.out.on(topics.RETRY)
+
+
+@pytest.mark.parametrize("platform", ["dingtalk", "wecom"])
+async def test_the_21st_message_to_a_robot_in_a_minute_is_parked_until_its_slot(
+    platform: str, clock: Clock
+) -> None:
+    rt = robot_ports(platform)
+    start = clock.now
+    for n in range(20):
+        await handle(rt, robot_intent(rt, n))
+        clock.now += 0.1
+    assert [d for _, _, d in rt.chat.sent] == [f"dlv_bot_{n}" for n in range(20)]
+
+    audit = await handle(rt, robot_intent(rt, 20))
+
+    assert len(rt.chat.sent) == 20  # not sent: the robot has had its 20 this minute
+    [later] = parked(rt)
+    assert later["delivery_id"] == "dlv_bot_20"
+    # Parked until the first of the 20 is a minute old (plus the margin), not an attempt:
+    # the same attempt number, nothing in the ledger or the audit trail, no retry counted.
+    due = datetime.fromisoformat(later["due_at"]).timestamp()
+    assert start + 60 < due <= start + 61
+    assert later["attempt"] == 1
+    assert rt.ledger.lookup("dlv_bot_20") is None and audit == []
+    assert rt.counters[f"delivery.{platform}.paced"] == 1
+    assert rt.counters[f"delivery.{platform}.retrying"] == 0
+    assert window_of(rt)["reserved"] == {"dlv_bot_20": pytest.approx(due, abs=0.001)}
+
+    # At its slot it goes, as attempt 1, and is recorded once.
+    clock.now = due
+    await handle(rt, DeliveryIntent.model_validate(later))
+    assert rt.chat.sent[-1][2] == "dlv_bot_20"
+    entry = rt.ledger["dlv_bot_20"]
+    assert entry["status"] == "delivered" and [a["attempt"] for a in entry["attempts"]] == [1]
+    assert window_of(rt)["reserved"] == {}
+
+
+@pytest.mark.parametrize("platform", ["dingtalk", "wecom", "feishu"])
+async def test_the_window_is_written_and_flushed_before_each_message_goes(
+    platform: str, clock: Clock
+) -> None:
+    """A worker that crashes right after sending must find the message in the window, or
+    its successor could send a 21st within the minute."""
+    rt = robot_ports(platform)
+    key = f"{rt.partner.id}/{rt.partner.channels[0].id}"
+    for n in range(25):
+        await handle(rt, robot_intent(rt, n))
+        clock.now += 0.01
+    journal = rt.chat.journal
+    sends = [i for i, (what, _) in enumerate(journal) if what == "send"]
+    parkings = [i for i, (what, _) in enumerate(journal) if what == "park"]
+    assert sends and parkings, journal
+    for count, i in enumerate(sends, start=1):
+        what, windows = journal[i - 1]
+        # The flush just before it already counts it among the window's sends.
+        assert what == "flush", journal[i - 1]
+        assert len(windows[key]["sent"]) == count
+    for i in parkings:
+        # A parked message's slot is written before it goes to the retry topic: a copy
+        # coming back finds its reservation.
+        what, windows = journal[i - 1]
+        assert what == "flush", journal[i - 1]
+        assert journal[i][1] in windows[key]["reserved"]
+    assert rt.bot_windows.flushes == 25
+
+
+async def test_a_throttled_robot_waits_as_long_as_the_platform_asked(clock: Clock) -> None:
+    """钉钉's 130101: the robot is held 10 minutes; every message to it waits, not only the
+    one that was refused."""
+    rt = robot_ports("dingtalk")
+    throttled = Outcome(
+        OutcomeStatus.retry,
+        "钉钉 errcode 130101: 发送太快",
+        200,
+        retry_after=600.0,
+        latency_ms=2.0,
+        throttled=True,
+    )
+    rt.chat.script.append(throttled)
+    before = time.time()
+    await handle(rt, robot_intent(rt, 0))
+    assert window_of(rt)["blocked_until"] >= before + 600
+    [retry] = parked(rt)
+    assert retry["attempt"] == 2  # the refused one was an attempt
+    assert datetime.fromisoformat(retry["due_at"]).timestamp() >= before + 600
+    assert rt.ledger["dlv_bot_0"]["status"] == "retrying"
+
+    audit = await handle(rt, robot_intent(rt, 1))  # the next message, a second later
+    assert len(rt.chat.sent) == 1 and audit == []
+    later = parked(rt)[-1]
+    assert later["delivery_id"] == "dlv_bot_1" and later["attempt"] == 1
+    assert datetime.fromisoformat(later["due_at"]).timestamp() >= before + 600
+    assert rt.ledger.lookup("dlv_bot_1") is None
+
+
+async def test_a_feishu_robot_gets_at_most_five_a_second(clock: Clock) -> None:
+    rt = robot_ports("feishu")
+    start = clock.now
+    for n in range(7):
+        await handle(rt, robot_intent(rt, n))
+    assert len(rt.chat.sent) == 5
+    slots = sorted(datetime.fromisoformat(p["due_at"]).timestamp() for p in parked(rt))
+    assert len(slots) == 2
+    # Into the next second (plus the margin), not the next minute.
+    assert all(start + 1 < t < start + 2 for t in slots), [t - start for t in slots]
+    clock.now = slots[-1]
+    for later in parked(rt):
+        await handle(rt, DeliveryIntent.model_validate(later))
+    assert len(rt.chat.sent) == 7
+
+
+async def test_a_disabled_robot_is_not_paced(clock: Clock) -> None:
+    rt = robot_ports("dingtalk", disabled=True, disabled_reason="errcode 300001")
+    for n in range(25):
+        await handle(rt, robot_intent(rt, n))
+    assert rt.chat.sent == [] and parked(rt) == []
+    assert dict(rt.bot_windows) == {} and rt.bot_windows.flushes == 0
+    assert rt.counters["delivery.dingtalk.paced"] == 0
+    dead = rt.out.on(topics.DEAD_LETTER)
+    assert len(dead) == 25 and {d["dead_reason"] for d in dead} == {"channel_disabled"}
 
 
 # ------------------------------------------------------------------ decide

@@ -3,6 +3,8 @@ window, in arrival order, and throttling honoured."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,3 +97,19 @@ def test_no_window_ever_holds_more_than_the_limit(
     assert most_in_any_window(times, 60.0) <= facts.per_minute
     if facts.per_second is not None:
         assert most_in_any_window(times, 1.0) <= facts.per_second
+
+
+def test_a_message_back_at_its_slot_as_the_retry_topic_keeps_it_goes() -> None:
+    """A parked message's slot travels as ``due_at``, a datetime to the microsecond, and it
+    comes back at that time: it goes then, it is not parked again for a fraction of one."""
+    misses = 0
+    for n in range(200):
+        window = pacing.Window()
+        start = 1_764_460_800.0 + n * 0.123_456_7
+        for i in range(20):
+            pacing.sent(window, start + i * 0.1)
+        first = pacing.turn(window, DING, "late", start + 2.0)
+        assert not first.now
+        due = datetime.fromtimestamp(first.at, UTC).timestamp()  # as the retry topic has it
+        misses += not pacing.turn(window, DING, "late", due).now
+    assert misses == 0

@@ -171,8 +171,12 @@ def _bot_url(platform: Platform) -> AfterValidator:
 
 #: A robot's signing secret (钉钉 ``SEC…``, 飞书's), as the platform shows it.
 BotSecret = Annotated[str, Field(min_length=8, max_length=SECRET_MAX), AfterValidator(one_line)]
+#: The longest keyword a 钉钉 or 飞书 robot's 安全设置 takes, in characters.
+BOT_KEYWORD_MAX = 20
 #: A keyword the robot requires in every message (its 安全设置), if it was set up that way.
-BotKeyword = Annotated[str, Field(min_length=1, max_length=20), AfterValidator(one_line)]
+BotKeyword = Annotated[
+    str, Field(min_length=1, max_length=BOT_KEYWORD_MAX), AfterValidator(one_line)
+]
 
 
 class _BotChannel(BaseModel):
