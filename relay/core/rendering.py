@@ -17,21 +17,22 @@ import email.policy
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from pydantic import SecretStr, TypeAdapter
 
+from relay.core.matching.explain import Words
+from relay.core.matching.explain import scope_line as _scope_line
 from relay.core.models import (
     AnyChannel,
-    Audience,
     Document,
     EmailChannel,
     NoticeType,
@@ -40,8 +41,6 @@ from relay.core.models import (
     PlannedDelivery,
     WebhookChannel,
 )
-from relay.core.matching.explain import Words
-from relay.core.matching.explain import scope_line as _scope_line
 from relay.core.models.limits import NOT_IN_LINE
 from relay.core.tokens import link_token
 
@@ -372,9 +371,7 @@ def notice_context(notification: Notification, today: date) -> dict[str, Any]:
         "expiry": expiry_sentence(doc, today),
         "lead": lead(notification, today),
         "words": words,
-        "forward_head": (
-            f"{'告知' if repeal else '转发给'}{words.members}（可直接复制以下内容）"
-        ),
+        "forward_head": (f"{'告知' if repeal else '转发给'}{words.members}（可直接复制以下内容）"),
         "forward_note": (
             f"请告知此前收到本政策的{words.members}停止适用。"
             if repeal
