@@ -134,7 +134,7 @@ def scope_line(document: Document) -> str:
         if _scope_codes(document, d)
     ]
     if not parts:
-        return "不限行业、区域、园区和企业规模，详见原文"
+        return "不限行业、区域和企业规模，详见原文"
     return "；".join(parts)
 
 
