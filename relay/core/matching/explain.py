@@ -87,7 +87,8 @@ class Words:
     Without a kind (a record that predates it): 贵单位 / 企业.
     """
 
-    def __init__(self, kind: Audience | None) -> None:
+    def __init__(self, kind: Audience | str | None) -> None:
+        kind = Audience(kind) if kind else None  # a record copied unvalidated holds a str
         if kind is Audience.association:
             self.unit, self.members = "协会", "会员企业"
         elif kind is Audience.park:
@@ -161,7 +162,7 @@ def _reason_line(reason: Reason, words: Words) -> str:
 
 
 def explain(
-    result: MatchResult, document: Document | None = None, kind: Audience | None = None
+    result: MatchResult, document: Document | None = None, kind: Audience | str | None = None
 ) -> list[str]:
     """Why the partner received (or did not receive) the document, one line per dimension.
 
