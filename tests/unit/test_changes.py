@@ -24,8 +24,8 @@ def test_the_sample_revision_lists_dates_interpretation_and_summary() -> None:
     by_field = {c.field: (c.label, c.before, c.after) for c in changes}
     assert by_field["effective_from"] == ("施行日期", "2023年8月1日", "2024年2月1日")
     assert by_field["published_on"] == ("发布日期", "2023年7月3日", "2024年1月15日")
-    assert by_field["interpretation_url"][2].endswith("QE5320000-2023-07-jd-v2.html")
-    assert "100万元" in by_field["summary"][1] and "150万元" in by_field["summary"][2]
+    assert str(by_field["interpretation_url"][2]).endswith("QE5320000-2023-07-jd-v2.html")
+    assert "100万元" in str(by_field["summary"][1]) and "150万元" in str(by_field["summary"][2])
     # Unchanged fields are not listed; neither is the publisher's own note.
     assert "title" not in by_field and "expires_on" not in by_field
     assert "changes" not in by_field

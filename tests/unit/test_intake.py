@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -129,13 +130,14 @@ def test_the_optional_notice_fields_are_accepted_and_bounded() -> None:
     )
     assert ev.document.index_no == "11310118MB2F0123XY/2023-00007"
     assert ev.document.contact is not None and ev.document.contact.phone == "021-59761234"
-    for bad, where in [
+    bads: list[tuple[dict[str, Any], str]] = [
         ({"index_no": "索" * 101}, "document.index_no"),
         ({"disclosure": "主动\n公开"}, "document.disclosure"),
         ({"contact": {"unit": "某单位", "phone": "1" * 51}}, "document.contact.phone"),
         ({"contact": {"phone": "021-59761234"}}, "document.contact.unit"),
         ({"contact": {"unit": "某单位", "fax": "x"}}, "document.contact.fax"),
-    ]:
+    ]
+    for bad, where in bads:
         with pytest.raises(InvalidEvent) as info:
             validate_event(event(**bad), today=TODAY)
         assert info.value.field == where, bad
