@@ -152,7 +152,9 @@ def plan_event(
     notifications = []
     for partner_id in sorted(targets):
         partner, result, prior_only = targets[partner_id]
-        nid = ids.notification_id(doc.id, doc.version, partner_id)
+        # A repeal names a version already notified: its own ids (see ids.notification_id).
+        own = notice.value if notice is NoticeType.repealed else ""
+        nid = ids.notification_id(doc.id, doc.version, partner_id, own)
         deliveries = [
             PlannedDelivery(
                 delivery_id=ids.delivery_id(nid, ch.id), channel_id=ch.id, channel_type=ch.type

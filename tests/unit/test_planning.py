@@ -173,3 +173,19 @@ def test_a_revision_carries_what_changed_against_the_version_before() -> None:
         ("interpretation_url", None, "https://example.gov.cn/jd.html"),
     ]
     assert result.state is not None and result.state.source == DocumentSource(partition=0, offset=9)
+
+
+def test_a_repeal_of_the_current_version_gets_its_own_notification_and_delivery_ids() -> None:
+    # The repeal names version 1, like the publication: with the same ids its deliveries
+    # would be taken for the publication's, already delivered, and never sent.
+    ps = [partner("pa")]
+    first = plan(event_model(), None, ps)
+    repeal = plan(event_model(type="document.repealed", event_id="ev-3"), first.state, ps)
+    (published,), (repealed,) = first.notifications, repeal.notifications
+    assert repealed.notification_id != published.notification_id
+    assert {d.delivery_id for d in repealed.deliveries}.isdisjoint(
+        d.delivery_id for d in published.deliveries
+    )
+    # Replanning the repeal gives the same ids again (stable across replays).
+    again = plan(event_model(type="document.repealed", event_id="ev-3"), first.state, ps)
+    assert again.notifications[0].deliveries == repealed.deliveries
