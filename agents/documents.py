@@ -16,6 +16,7 @@ from relay.core.models import (
     AuditRecord,
     DocumentEvent,
     DocumentSource,
+    EventType,
     first_attempt,
     first_attempt_ref,
 )
@@ -85,10 +86,26 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     doc = doc_event.document
     stored = rt.documents.get(doc.id)
     state = DocumentState.model_validate(stored) if stored else None
+    previous = None
+    if state is not None and state.source is not None and doc_event.type == EventType.revised:
+        # The version this revision replaces, to list what changed (none: the notices
+        # carry only the publisher's note).
+        previous = await rt.accepted.document(state.source)
+        if previous is None:
+            log.warning("previous_version_unavailable", document_id=doc.id, version=doc.version)
     book = rt.registry.book
     now = datetime.now(UTC)
     started = time.perf_counter()
-    plan = plan_event(doc_event, state, book.match(doc), lookup=book.get, judge=book.judge, now=now)
+    plan = plan_event(
+        doc_event,
+        state,
+        book.match(doc),
+        lookup=book.get,
+        judge=book.judge,
+        now=now,
+        previous=previous,
+        source=source,
+    )
     rt.metrics.match_seconds.observe(time.perf_counter() - started)
 
     def step(kind: str, **fields: Any) -> AuditRecord:

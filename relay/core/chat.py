@@ -1,17 +1,22 @@
 """Group-chat notices for 企业微信, 钉钉 and 飞书 robots: each platform's JSON body; pure.
 
 A notice in a chat says, in this order: the title line with the 文号 (``[政策推送]``,
-``[政策修订]``, ``[政策废止]``) and the robot's keyword if it has one; a lead addressed to
-the partner; one or two lines of why it reached this group; the forwarding text for the
-member (协会: 会员企业) or resident (园区: 入驻企业) enterprises — issuer, dates, validity,
-summary and the links to the original and its interpretation —; and the signed
-acknowledgement link, the same one the email carries. ``docs/channels.md`` shows each.
+``[政策修订]``, ``[政策废止]``, ``[到期提醒]``: ``rendering.NOTICE_LABELS``) and the robot's
+keyword if it has one; a lead addressed to the partner; one or two lines of why it reached
+this group (a dimension the partner did not state comes with what the policy targets
+there); the forwarding text for the member (协会: 会员企业) or resident (园区: 入驻企业)
+enterprises — a revision's note and computed changes, 适用范围, 索引号, 公开方式, issuer,
+dates (a repeal's 废止日期, not its old 施行日期), validity as the document states it, the
+normative flag, summary, contact, and the links to the original and its interpretation
+(or that there is none yet) —; and the signed acknowledgement link, the same one the
+email carries. ``docs/channels.md`` shows each.
 
 A platform takes a bounded body (企业微信 markdown: 4096 bytes of content). A notice that
 is too long is cut by ``fit``: the summary first, then the why lines, the revision note,
-the title, the issuer and the partner's name, each at a safe place (never inside a link
-or between a character and its combining marks) and marked ``…``. The links, the 文号,
-the keyword and the labels are never cut; when they alone are over the limit (only
+the computed changes, the scope, the contact, the title, the issuer and the partner's
+name, each at a safe place (never inside a link or between a character and its combining
+marks) and marked ``…``. The links, the 文号, the keyword and the labels are never cut;
+when they alone are over the limit (only
 企业微信's 4096 bytes can be, with URLs near their 2,048-character limit) the notice
 raises ``ChatTooLarge`` rather than lose a link.
 
@@ -41,7 +46,22 @@ from relay.core.models import (
     PlannedDelivery,
 )
 from relay.core.models.partner import BotChannel
-from relay.core.rendering import TEST_TEXT, LinkSecret, ack_url, cn_date, one_line
+from relay.core.rendering import (
+    NOTICE_LABELS,
+    TEST_TEXT,
+    LinkSecret,
+    ack_url,
+    change_lines,
+    cn_date,
+    contact_text,
+    expiry_sentence,
+    index_no,
+    interpretation_added,
+    one_line,
+    scope_line,
+    shanghai_today,
+)
+from relay.core.rendering import validity as _validity
 
 #: What marks a cut.
 MARK = "…"
@@ -51,13 +71,14 @@ SEND_ROOM = 256
 #: The 钉钉 ``markdown.title`` is what the chat list shows; longer is cut to this.
 DINGTALK_TITLE_MAX = 64
 
-_LABEL = {
-    NoticeType.relayed: "[政策推送]",
-    NoticeType.revised: "[政策修订]",
-    NoticeType.repealed: "[政策废止]",
-}
+_LABEL = NOTICE_LABELS
 #: The 飞书 card header's colour for each notice.
-_TEMPLATE = {NoticeType.relayed: "blue", NoticeType.revised: "orange", NoticeType.repealed: "red"}
+_TEMPLATE = {
+    NoticeType.relayed: "blue",
+    NoticeType.revised: "orange",
+    NoticeType.repealed: "red",
+    NoticeType.expiring: "yellow",
+}
 _BEIJING = timezone(timedelta(hours=8))
 
 
@@ -176,9 +197,16 @@ class _Frame:
     previous_version: int | None
     prior_recipient_only: bool
     has_changes: bool
+    has_computed: bool
+    interpretation_added: bool
+    index_no: str
+    disclosure: str | None
     published: str
     effective: str
+    repealed: str
     validity: str
+    normative: bool
+    expiry: str
     unit: str  # 协会 | 园区
     members: str  # 会员企业 | 入驻企业
     url: str
@@ -192,6 +220,9 @@ class _Texts(NamedTuple):
     summary: str
     why: str  # lines joined by "\n"
     changes: str
+    computed: str  # lines joined by "\n"
+    scope: str
+    contact: str
     title: str
     issuer: str
     partner: str
@@ -202,6 +233,9 @@ def _texts_to_cut(texts: _Texts) -> list[Cuttable]:
         Cuttable(texts.summary),
         Cuttable(texts.why),
         Cuttable(texts.changes),
+        Cuttable(texts.computed),
+        Cuttable(texts.scope, droppable=False),
+        Cuttable(texts.contact),
         Cuttable(texts.title, droppable=False),
         Cuttable(texts.issuer, droppable=False),
         Cuttable(texts.partner, droppable=False),
@@ -217,13 +251,7 @@ def _multi_line(text: str) -> str:
 
 def validity(notification: Notification, today: date) -> str:
     """The validity a notice states: only what the document says (never "长期有效")."""
-    doc = notification.document
-    if notification.type is NoticeType.repealed:
-        return "已废止，停止适用"
-    if doc.expires_on is None:
-        return "有效期未注明，以原文为准"
-    text = f"有效期至{cn_date(doc.expires_on)}"
-    return text + "（已到期）" if doc.expires_on < today else text
+    return _validity(notification.document, notification.type, today)
 
 
 def why_lines(notification: Notification, why: Sequence[str]) -> list[str]:
@@ -266,9 +294,16 @@ def _frame(
         previous_version=notification.previous_version,
         prior_recipient_only=notification.prior_recipient_only,
         has_changes=bool(doc.changes and doc.changes.strip()),
+        has_computed=bool(notification.changes_computed),
+        interpretation_added=interpretation_added(notification),
+        index_no=index_no(doc),
+        disclosure=one_line(doc.disclosure) if doc.disclosure else None,
         published=cn_date(doc.published_on),
         effective=cn_date(doc.effective_from) if doc.effective_from else "以原文为准",
+        repealed=cn_date(doc.repealed_on) if doc.repealed_on else "以原文为准",
         validity=validity(notification, today),
+        normative=doc.normative,
+        expiry=expiry_sentence(doc, today),
         unit="协会" if association else "园区",
         members="会员企业" if association else "入驻企业",
         url=doc.url,
@@ -280,6 +315,11 @@ def _frame(
         summary="" if notice is NoticeType.repealed else _multi_line(doc.summary),
         why="\n".join(lines),
         changes=_multi_line(doc.changes or "") if notice is NoticeType.revised else "",
+        computed="\n".join(f"· {c}" for c in change_lines(notification))
+        if notice is NoticeType.revised
+        else "",
+        scope=scope_line(doc),
+        contact=contact_text(doc) or "",
         title=one_line(doc.title),
         issuer=one_line(doc.issuer),
         partner=one_line(notification.partner_name),
@@ -306,10 +346,17 @@ def _lead(f: _Frame, t: _Texts) -> str:
     earlier = f"第{f.previous_version}版" if f.previous_version else "本政策的早先版本"
     if f.notice is NoticeType.repealed:
         got = f"（您此前收到过第{f.previous_version}版）" if f.previous_version else ""
-        return f"{who}本政策已废止，不再适用{got}。如已转发，请告知相关{f.members}停止适用。"
+        return f"{who}本政策已废止，停止执行{got}。如已转发，请告知相关{f.members}停止适用。"
+    if f.notice is NoticeType.expiring:
+        return (
+            f"{who}{f.expiry}如已转发，请提醒相关{f.members}留意到期时间，"
+            "并关注发文机关是否发布延续或替代政策。"
+        )
     if f.notice is NoticeType.revised:
         was = f"（此前您收到第{f.previous_version}版）" if f.previous_version else ""
         head = f"{who}本政策已修订为第{f.version}版{was}。"
+        if f.interpretation_added:
+            head += "本次新增政策解读（政策发布后补充发布）。"
         if f.prior_recipient_only:
             return (
                 f"{head}修订后的适用范围已不再涵盖贵{f.unit}的{f.members}；因您此前收到过"
@@ -336,7 +383,10 @@ def _forward_lines(f: _Frame, t: _Texts) -> list[str]:
     name = f"《{t.title}》（{f.doc_number}）"
     lines: list[str]
     if f.notice is NoticeType.repealed:
-        lines = [f"【政策废止】{name}已废止，不再适用。"]
+        since = f"，自{f.repealed}起停止执行" if f.repealed != "以原文为准" else ""
+        lines = [f"【政策废止】{name}已废止{since}，请停止适用。"]
+    elif f.notice is NoticeType.expiring:
+        lines = [f"【到期提醒】{name}{f.expiry}"]
     elif f.notice is NoticeType.revised:
         lines = [f"【政策修订】{name}已修订（第{f.version}版）。"]
         if t.changes:
@@ -346,14 +396,27 @@ def _forward_lines(f: _Frame, t: _Texts) -> list[str]:
         else:
             was = f"，此前为第{f.previous_version}版" if f.previous_version else ""
             lines.append(f"修订内容：未附修订说明（本次为第{f.version}版{was}），请以原文为准。")
+        if t.computed:
+            lines.append("主要变化（系统比对）：\n" + t.computed)
+        elif f.has_computed:  # cut away for room
+            lines.append("主要变化：较多，请阅读原文。")
     else:
         lines = [f"【政策推送】{name}"]
+    scope = "原适用范围" if f.notice is NoticeType.repealed else "适用范围"
+    lines += [f"{scope}：{t.scope}", f"索引号：{f.index_no}"]
+    if f.disclosure:
+        lines.append(f"公开方式：{f.disclosure}")
     lines += [f"发文机关：{t.issuer}", f"发布日期：{f.published}"]
-    if f.notice is not NoticeType.repealed:
+    if f.notice is NoticeType.repealed:
+        lines.append(f"废止日期：{f.repealed}")
+    else:
         lines.append(f"施行日期：{f.effective}")
     lines.append(f"有效期：{f.validity}")
+    lines.append(f"文件性质：{'规范性文件' if f.normative else '非规范性文件'}")
     if t.summary:
         lines.append(f"内容摘要：{t.summary}")
+    if t.contact:
+        lines.append(f"政策咨询：{t.contact}")
     return lines
 
 
@@ -365,6 +428,7 @@ def _ack_words(f: _Frame) -> tuple[str, str, str]:
 
 
 _SOURCE = "以政府网站发布的原文为准。"
+_NO_INTERPRETATION = "暂无政策解读（尚未发布）"
 
 
 # ---------------------------------------------------------------- the platforms
@@ -397,7 +461,7 @@ def _markdown(f: _Frame, t: _Texts, *, br: str, warn: bool) -> str:
     if f.interpretation_url:
         forward.append(f"政策解读：[查看解读]({md_url(f.interpretation_url)})")
     else:
-        forward.append("政策解读：暂无解读")
+        forward.append(f"政策解读：{_NO_INTERPRETATION}")
     forward.append(_SOURCE)
     done, button, count = _ack_words(f)
     blocks = [f"### {_title_line(f, t)}{br}{lead}"]
@@ -451,7 +515,7 @@ def _feishu(f: _Frame, t: _Texts) -> dict[str, Any]:
     done, button, count = _ack_words(f)
     forward = _forward_lines(f, t)
     if not f.interpretation_url:
-        forward.append("政策解读：暂无解读")
+        forward.append(f"政策解读：{_NO_INTERPRETATION}")
     forward.append(_SOURCE)
     elements: list[dict[str, Any]] = [_plain(_lead(f, t))]
     if t.why:
@@ -542,7 +606,7 @@ def chat_message(
     """
     platform = Platform(channel.type)
     ack = ack_url(base_url, delivery.delivery_id, link_secret=link_secret)
-    today = (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).date()
+    today = shanghai_today(now)
     frame, texts = _frame(channel, notification, why, ack, today)
     render = _RENDER[platform]
     measure = _limits(platform)
@@ -553,7 +617,7 @@ def chat_message(
 
     fitted = fit(_texts_to_cut(texts), fits)
     if fitted is None:
-        least = _Texts("", "", "", MARK, MARK, MARK)
+        least = _Texts("", "", "", "", MARK, "", MARK, MARK, MARK)
         size, limit = measure(render(frame, least))
         raise ChatTooLarge(FACTS[platform].name, size, limit)
     return render(frame, _Texts(*fitted))

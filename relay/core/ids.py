@@ -5,8 +5,17 @@ from __future__ import annotations
 import hashlib
 
 
-def notification_id(document_id: str, version: int, partner_id: str) -> str:
-    """One notification per (document version, partner)."""
+def notification_id(document_id: str, version: int, partner_id: str, notice: str = "") -> str:
+    """One notification per (document version, partner), and per ``notice`` when given.
+
+    A repeal (``policy.repealed``) or an expiry reminder (``policy.expiring``) names the
+    version it concerns, the very version a publication or revision already notified: it
+    passes its notice type, or its deliveries would share the earlier notice's ids and be
+    taken for already delivered. Publications and revisions pass none (their ids stay as
+    they always were).
+    """
+    if notice:
+        return f"ntf_{_digest(document_id, str(version), partner_id, notice)}"
     return f"ntf_{_digest(document_id, str(version), partner_id)}"
 
 

@@ -136,6 +136,13 @@ def validate_event(data: Any, *, today: date, checks: tuple[Check, ...] = ()) ->
             f"(today is {today.isoformat()}); an expired policy is not relayed",
             field="document.expires_on",
         )
+    if event.type == EventType.repealed and doc.repealed_on is None:
+        # A repeal notice names the day the policy stopped applying (废止日期), never the
+        # day it was published: without one from the publisher, the day of the repeal.
+        repealed_on = event.occurred_at.astimezone(SHANGHAI).date()
+        event = event.model_copy(
+            update={"document": doc.model_copy(update={"repealed_on": repealed_on})}
+        )
     return event
 
 

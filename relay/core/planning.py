@@ -13,11 +13,14 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from relay.core import ids
+from relay.core.changes import compute_changes
 from relay.core.errors import InvalidEvent
 from relay.core.models import (
     Document,
     DocumentEvent,
+    DocumentSource,
     EventType,
+    FieldChange,
     MatchResult,
     NoticeType,
     Notification,
@@ -44,6 +47,8 @@ class DocumentState(BaseModel):
     event_ids: list[str] = Field(default_factory=list)
     #: partner id → the last version that partner was notified of.
     recipients: dict[str, int] = Field(default_factory=dict)
+    #: Where the current version was accepted, so a revision can be compared with it.
+    source: DocumentSource | None = None
 
 
 @dataclass
@@ -112,13 +117,23 @@ def plan_event(
     lookup: Callable[[str], Partner | None],
     judge: Callable[[Document, Partner], MatchResult],
     now: datetime,
+    previous: Document | None = None,
+    source: DocumentSource | None = None,
 ) -> Plan:
-    """Plan the notifications for one event; raises :class:`InvalidEvent` when out of sequence."""
+    """Plan the notifications for one event; raises :class:`InvalidEvent` when out of sequence.
+
+    ``previous`` is the current version (the one at ``state.source``), which a revision's
+    notices are compared with; ``source`` is where this event was accepted.
+    """
     if check_sequence(state, event):
         return Plan(duplicate=True, state=state)
     doc = event.document
     notice = NOTICE_TYPES[event.type]
     prior = dict(state.recipients) if state else {}
+    changes: list[FieldChange] = []
+    changes_from: int | None = None
+    if event.type == EventType.revised and previous is not None and previous.id == doc.id:
+        changes, changes_from = compute_changes(previous, doc), previous.version
 
     targets: dict[str, tuple[Partner, MatchResult, bool]] = {}
     if event.type != EventType.repealed:
@@ -137,7 +152,9 @@ def plan_event(
     notifications = []
     for partner_id in sorted(targets):
         partner, result, prior_only = targets[partner_id]
-        nid = ids.notification_id(doc.id, doc.version, partner_id)
+        # A repeal names a version already notified: its own ids (see ids.notification_id).
+        own = notice.value if notice is NoticeType.repealed else ""
+        nid = ids.notification_id(doc.id, doc.version, partner_id, own)
         deliveries = [
             PlannedDelivery(
                 delivery_id=ids.delivery_id(nid, ch.id), channel_id=ch.id, channel_type=ch.type
@@ -158,6 +175,8 @@ def plan_event(
                 deliveries=deliveries,
                 previous_version=prior.get(partner_id),
                 prior_recipient_only=prior_only and event.type != EventType.repealed,
+                changes_computed=changes,
+                changes_from=changes_from,
                 planned_at=now,
             )
         )
@@ -171,5 +190,6 @@ def plan_event(
         repealed=event.type == EventType.repealed,
         event_ids=((state.event_ids if state else []) + [event.event_id])[-EVENT_MEMORY:],
         recipients=recipients,
+        source=source,
     )
     return Plan(notifications=notifications, state=new_state)

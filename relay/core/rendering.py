@@ -1,4 +1,15 @@
-"""Turning a notification into a webhook payload or a relay email; pure, no I/O but templates."""
+"""Turning a notification into a webhook payload or a relay email; pure, no I/O but templates.
+
+What every notice says (email, webhook, group robots) is worded here once, for
+``relay.core.chat`` too: the subject per notice type (``NOTICE_LABELS``: ``[政策推送]``,
+``[政策修订]``, ``[政策废止]``, ``[到期提醒]``), the labelled facts (``fact_lines``: 索引号,
+公开方式, 发文机关, 发文字号, 发布日期 or 废止日期, 施行日期, 有效期, 文件性质, 政策解读, 咨询),
+validity as the document states it (``validity``: never "长期有效"), the scope for the
+enterprises (``scope_line``), a revision's computed changes (``change_lines``) and the
+forwarding text (``forward_text``). An expiry reminder is a notification of type
+``NoticeType.expiring`` built like any other: its subject, lead and forwarding text say
+when the validity ends (``expiry_sentence``).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +23,16 @@ from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from pydantic import SecretStr, TypeAdapter
 
+from relay.core.matching.explain import Words
+from relay.core.matching.explain import scope_line as _scope_line
 from relay.core.models import (
     AnyChannel,
-    Audience,
     Document,
     EmailChannel,
     NoticeType,
@@ -39,6 +52,15 @@ TEMPLATES = Path(str(files("relay.templates")))
 MAIL_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 SUBJECT_PREFIX = "[政策推送]"
+#: How a subject, a chat title and a forwarding text start, per notice type (DESIGN §6).
+NOTICE_LABELS = {
+    NoticeType.relayed: "[政策推送]",
+    NoticeType.revised: "[政策修订]",
+    NoticeType.repealed: "[政策废止]",
+    NoticeType.expiring: "[到期提醒]",
+}
+#: Dates in notices are Shanghai calendar dates.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: The ``RELAY_LINK_SECRET`` as the settings hold it, or in plain; None = unsigned links.
 LinkSecret = SecretStr | str | None
 MESSAGE_ID_DOMAIN = "policy-relay"
@@ -98,9 +120,149 @@ def ack_url(base_url: str, delivery_id: str, *, link_secret: LinkSecret = None) 
     return url
 
 
-def subject(document: Document) -> str:
-    """``[政策推送] <title>（<doc_number>）`` for every notice type (DESIGN §6)."""
-    return f"{SUBJECT_PREFIX} {one_line(document.title)}（{one_line(document.doc_number)}）"
+def subject(document: Document, notice: NoticeType = NoticeType.relayed) -> str:
+    """``[政策推送] <title>（<doc_number>）``, ``[政策修订] …``, ``[政策废止] …`` or
+    ``[到期提醒] …`` (DESIGN §6): each kind tells itself apart in an inbox."""
+    label = NOTICE_LABELS[notice]
+    return f"{label} {one_line(document.title)}（{one_line(document.doc_number)}）"
+
+
+def shanghai_today(now: datetime) -> date:
+    """The Shanghai calendar day at ``now`` (naive = UTC)."""
+    return _aware(now).astimezone(SHANGHAI).date()
+
+
+# ---------------------------------------------------------------- what every notice says
+
+
+def validity(document: Document, notice: NoticeType, today: date) -> str:
+    """The validity as the document states it; never invented (no 长期有效, item 2)."""
+    if notice is NoticeType.repealed:
+        return "已废止，请停止适用"
+    if document.expires_on is None:
+        return "有效期未注明，以原文为准"
+    text = f"有效期至{cn_date(document.expires_on)}"
+    return text + "（已到期）" if document.expires_on < today else text
+
+
+def expiry_sentence(document: Document, today: date) -> str:
+    """An expiry reminder's news: ``本政策有效期至2028年7月31日，还有30天到期。``"""
+    if document.expires_on is None:
+        return "本政策未注明有效期，以原文为准。"
+    left = (document.expires_on - today).days
+    when = cn_date(document.expires_on)
+    if left < 0:
+        return f"本政策有效期至{when}，已到期。"
+    if left == 0:
+        return f"本政策有效期至{when}，今日到期。"
+    return f"本政策有效期至{when}，还有{left}天到期，到期后不再适用。"
+
+
+def index_no(document: Document) -> str:
+    """The 索引号: the publisher's, or the document id (DESIGN §4)."""
+    return one_line(document.index_no or document.id)
+
+
+def interpretation_text(document: Document) -> str:
+    """The 政策解读 line's value when there is no link: its absence, stated."""
+    return document.interpretation_url or "暂无政策解读（尚未发布）"
+
+
+def contact_text(document: Document) -> str | None:
+    """``制文单位，电话 …，邮箱 …``: who answers questions, when the event names one."""
+    c = document.contact
+    if c is None:
+        return None
+    parts = [one_line(c.unit)]
+    if c.phone:
+        parts.append(f"电话 {one_line(c.phone)}")
+    if c.email:
+        parts.append(f"邮箱 {one_line(c.email)}")
+    return "，".join(parts)
+
+
+def fact_lines(notification: Notification, today: date) -> list[tuple[str, str]]:
+    """The labelled facts of the document, (label, value), in the order notices show them.
+
+    A repeal shows its 废止日期 and no 施行日期 (the old date no longer holds).
+    """
+    doc = notification.document
+    notice = notification.type
+    facts = [("索引号", index_no(doc))]
+    if doc.disclosure:
+        facts.append(("公开方式", one_line(doc.disclosure)))
+    facts += [
+        ("发文机关", one_line(doc.issuer)),
+        ("发文字号", one_line(doc.doc_number)),
+        ("发布日期", cn_date(doc.published_on)),
+    ]
+    if notice is NoticeType.repealed:
+        facts.append(("废止日期", cn_date(doc.repealed_on) if doc.repealed_on else "以原文为准"))
+    else:
+        facts.append(
+            ("施行日期", cn_date(doc.effective_from) if doc.effective_from else "以原文为准")
+        )
+    facts += [
+        ("有效期", validity(doc, notice, today)),
+        ("文件性质", "规范性文件" if doc.normative else "非规范性文件"),
+        ("政策版本", f"第{doc.version}版"),
+    ]
+    return facts
+
+
+def scope_line(document: Document) -> str:
+    """The 适用范围 of the forwarding block: industries, regions, parks, scales."""
+    return _scope_line(document)
+
+
+def interpretation_added(notification: Notification) -> bool:
+    """A revision that brings the first 政策解读 (published after the policy, item 4)."""
+    return any(
+        c.field == "interpretation_url" and c.before is None and c.after
+        for c in notification.changes_computed
+    )
+
+
+def change_lines(notification: Notification) -> list[str]:
+    """A revision's computed changes, one line each: ``施行日期：2023年8月1日 → 2024年2月1日``."""
+    lines = []
+    for c in notification.changes_computed:
+        if c.field == "interpretation_url" and c.before is None:
+            lines.append(f"政策解读：新增 {c.after}（政策发布后补充发布的解读）")
+            continue
+        lines.append(f"{c.label}：{c.before or '未注明'} → {c.after or '（已删除）'}")
+    return lines
+
+
+def lead(notification: Notification, today: date) -> str:
+    """The sentence to the partner under its name: what this is and what to do with it."""
+    n = notification
+    w = Words(n.partner_kind)
+    earlier = f"第{n.previous_version}版" if n.previous_version else "本政策的早先版本"
+    if n.type is NoticeType.repealed:
+        got = f"（第{n.previous_version}版）" if n.previous_version else ""
+        return (
+            f"您此前收到过本政策{got}。它现已废止，停止执行；"
+            f"如已转发，请告知相关{w.members}停止适用。"
+        )
+    if n.type is NoticeType.revised:
+        was = f"，此前您收到第{n.previous_version}版" if n.previous_version else ""
+        head = f"本政策已修订为第{n.document.version}版{was}。"
+        if n.prior_recipient_only:
+            return (
+                f"{head}修订后的适用范围已不再涵盖{w.you}的{w.members}；因您此前收到过"
+                f"{earlier}，特此告知。如已转发，请向相关{w.members}说明适用范围的变化。"
+            )
+        return f"{head}如您已转发此前的版本，请将修订情况告知相关{w.members}。"
+    if n.type is NoticeType.expiring:
+        return (
+            f"{expiry_sentence(n.document, today)}如已转发，请提醒相关{w.members}"
+            "留意到期时间，并关注发文机关是否发布延续或替代政策。"
+        )
+    return (
+        f"现推送一项与{w.you}{w.members}相关的政策，请结合本{w.unit}实际，"
+        f"转发给符合条件的{w.members}。"
+    )
 
 
 def message_id(delivery_id: str) -> str:
@@ -156,6 +318,7 @@ def _envelope(
     link_secret: LinkSecret,
 ) -> dict[str, Any]:
     match = notification.match
+    today = shanghai_today(now)
     return {
         "type": notification.type.value,
         "timestamp": _aware(now).isoformat(),
@@ -173,6 +336,12 @@ def _envelope(
             },
             "previous_version": notification.previous_version,
             "prior_recipient_only": notification.prior_recipient_only,
+            "subject": subject(notification.document, notification.type),
+            "validity": validity(notification.document, notification.type, today),
+            "scope": scope_line(notification.document),
+            "changes_computed": notification.changes_computed,
+            "changes_from": notification.changes_from,
+            "forward_text": forward_text(notification, today),
             "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
         },
     }
@@ -181,13 +350,43 @@ def _envelope(
 # ---------------------------------------------------------------- email
 
 
-def _validity(document: Document, notice: NoticeType, today: date) -> str:
-    if notice is NoticeType.repealed:
-        return "已废止"
-    if document.expires_on is None:
-        return "长期有效"
-    text = f"有效期至{cn_date(document.expires_on)}"
-    return text + "（已到期）" if document.expires_on < today else text
+def notice_context(notification: Notification, today: date) -> dict[str, Any]:
+    """What the forwarding text and both email templates see about the policy."""
+    doc = notification.document
+    notice = notification.type
+    words = Words(notification.partner_kind)
+    repeal = notice is NoticeType.repealed
+    return {
+        "n": notification,
+        "doc": doc,
+        "notice": notice.name,  # relayed | revised | repealed | expiring
+        "subject": subject(doc, notice),
+        "facts": fact_lines(notification, today),
+        "validity": validity(doc, notice, today),
+        "scope": scope_line(doc),
+        "changes": change_lines(notification),
+        "interpretation_added": interpretation_added(notification),
+        "interpretation": interpretation_text(doc),
+        "contact": contact_text(doc),
+        "expiry": expiry_sentence(doc, today),
+        "lead": lead(notification, today),
+        "words": words,
+        "forward_head": (f"{'告知' if repeal else '转发给'}{words.members}（可直接复制以下内容）"),
+        "forward_note": (
+            f"请告知此前收到本政策的{words.members}停止适用。"
+            if repeal
+            else f"请只转发给符合条件的{words.members}。"
+        ),
+        "ack_when": "告知企业后" if repeal else "转发后",
+        "ack_button": "已转发",
+        "ack_count": f"已{'告知' if repeal else '转达'}的{words.members}数量",
+    }
+
+
+def forward_text(notification: Notification, today: date) -> str:
+    """The ready-to-paste text for the partner's enterprises (email, webhook ``forward_text``)."""
+    context = notice_context(notification, today)
+    return _environment().get_template("email/forward.txt.j2").render(context).strip()
 
 
 def email_context(
@@ -200,16 +399,9 @@ def email_context(
     link_secret: LinkSecret = None,
 ) -> dict[str, Any]:
     """What both email templates see."""
-    doc = notification.document
-    association = notification.partner_kind is Audience.association
-    context: dict[str, Any] = {
-        "n": notification,
-        "doc": doc,
-        "notice": notification.type.name,  # relayed | revised | repealed
-        "subject": subject(doc),
-        "validity": _validity(doc, notification.type, _aware(now).date()),
-        "unit": "协会" if association else "园区",
-        "scope_word": "行业" if association else "园区",
+    today = shanghai_today(now)
+    context = notice_context(notification, today)
+    context |= {
         "why": list(why),
         "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
         "delivery_id": delivery.delivery_id,
@@ -256,7 +448,7 @@ def build_email(
         notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
     )
     msg = _message(
-        subject(notification.document),
+        subject(notification.document, notification.type),
         mail_from,
         channel.to,
         now,

@@ -28,6 +28,7 @@ from relay.core.matching.codes import SECTION_DIVISIONS
 from relay.core.matching.explain import dimension_label, explain
 from relay.core.matching.reference import match_partner
 from relay.core.models import (
+    Audience,
     Coverage,
     Dimension,
     Document,
@@ -297,14 +298,40 @@ def test_explain_says_which_region_contains_which_and_shows_unnamed_codes_bare()
 def test_explain_asks_the_partner_to_judge_unknown_dimensions() -> None:
     lines = explain(match_partner(_doc(scales=["small", "micro"], industries=["C39"]), _partner()))
     assert lines[-2:] == [
-        "贵单位未登记行业信息，请结合会员企业实际判断是否转发",
-        "贵单位未登记规模信息，请结合会员企业实际判断是否转发",
+        "贵单位未登记行业信息，请结合企业实际判断是否转发",
+        "贵单位未登记规模信息，请结合企业实际判断是否转发",
     ]
     lines = explain(
-        match_partner(_doc(scales=["small", "micro"]), _partner(scales=["micro", "medium"]))
+        match_partner(_doc(scales=["small", "micro"]), _partner(scales=["micro", "medium"])),
+        kind=Audience.association,
     )
-    assert "适用规模：小型、微型 — 与贵单位会员企业规模相符" not in lines
-    assert "适用规模：微型 — 与贵单位会员企业规模相符" in lines
+    assert "适用规模：小型、微型 — 与贵协会会员企业规模相符" not in lines
+    assert "适用规模：微型 — 与贵协会会员企业规模相符" in lines
+
+
+def test_an_unknown_dimension_names_what_the_policy_itself_targets() -> None:
+    doc = _doc(scales=["medium", "small", "micro"], industries=["C39"])
+    lines = explain(match_partner(doc, _partner()), doc, Audience.association)
+    assert lines[-2:] == [
+        "本政策适用行业：C39 计算机、通信和其他电子设备制造业；"
+        "贵协会未登记行业信息，请结合会员企业实际判断是否转发",
+        "本政策适用规模：中型企业、小型企业、微型企业；"
+        "贵协会未登记规模信息，请结合会员企业实际判断是否转发",
+    ]
+
+
+def test_a_park_is_addressed_as_a_park_with_resident_enterprises() -> None:
+    doc = _doc(scales=["small", "micro"], industries=["C39"])
+    park = Partner.model_validate(
+        {"id": "xujing-park", "kind": "park", "name": "示例园区", "coverage": {"scales": ["micro"]}}
+    )
+    lines = explain(match_partner(doc, park), doc, Audience.park)
+    assert "适用规模：微型 — 与贵园区入驻企业规模相符" in lines
+    assert lines[-1] == (
+        "本政策适用行业：C39 计算机、通信和其他电子设备制造业；"
+        "贵园区未登记行业信息，请结合入驻企业实际判断是否转发"
+    )
+    assert not any("会员" in line or "贵协会" in line for line in lines)
 
 
 def test_explain_covers_parks_tags_refusals_and_pauses() -> None:

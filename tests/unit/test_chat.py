@@ -20,6 +20,7 @@ from relay.core.matching.explain import explain
 from relay.core.models import (
     Dimension,
     Document,
+    FieldChange,
     MatchResult,
     NoticeType,
     Notification,
@@ -28,8 +29,11 @@ from relay.core.models import (
     Reason,
 )
 from relay.core.models.limits import (
+    CHANGE_VALUE_MAX,
     CHANGES_MAX,
+    DISCLOSURE_MAX,
     DOC_NUMBER_MAX,
+    INDEX_NO_MAX,
     NAME_MAX,
     SUMMARY_MAX,
     TITLE_MAX,
@@ -73,6 +77,7 @@ def notice(
     prior_recipient_only: bool = False,
     document: Document | None = None,
     now: datetime = NOW,
+    changes_computed: list[FieldChange] | None = None,
     **doc: Any,
 ) -> tuple[dict[str, Any], Notification, PlannedDelivery, BotChannel]:
     channel = bot(kind, keyword)
@@ -94,13 +99,15 @@ def notice(
         deliveries=[delivery],
         previous_version=previous_version,
         prior_recipient_only=prior_recipient_only,
+        changes_computed=changes_computed or [],
+        changes_from=previous_version if changes_computed else None,
         planned_at=NOW,
     )
     body = chat.chat_message(
         channel,
         notification,
         delivery,
-        why=explain(match) if why is None else why,
+        why=explain(match, document, notification.partner_kind) if why is None else why,
         base_url=BASE_URL,
         now=now,
         link_secret=LINK_SECRET,
@@ -242,7 +249,7 @@ def test_links_to_original_and_interpretation(kind: str) -> None:
 def test_says_there_is_no_interpretation_when_there_is_none(kind: str) -> None:
     body = notice(kind, interpretation_url=None)[0]
 
-    assert "政策解读：暂无解读" in unquoted(body)
+    assert "政策解读：暂无政策解读（尚未发布）" in unquoted(body)
     assert len(links(body)) == 2  # the original and the acknowledgement
 
 
@@ -303,9 +310,10 @@ def test_repeal_says_stop_applying_it_and_leaves_out_the_summary(kind: str) -> N
     text = unquoted(body)
 
     assert title_line(body).startswith("[政策废止] ")
-    assert "本政策已废止，不再适用（您此前收到过第1版）" in text
+    assert "本政策已废止，停止执行（您此前收到过第1版）" in text
     assert "请告知相关入驻企业停止适用" in text
-    assert "有效期：已废止，停止适用" in text
+    assert "有效期：已废止，请停止适用" in text
+    assert "废止日期：" in text
     assert "请告知入驻企业" in text
     assert "确认已告知" in text
     assert "填写已告知的入驻企业数量" in text
@@ -332,10 +340,11 @@ def test_association_wording_names_member_enterprises(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", PLATFORMS)
 def test_park_wording_names_resident_enterprises(kind: str) -> None:
-    # (explain()'s line for an unknown dimension says 会员企业 to parks too: not ours.)
-    match = MatchResult(matched=True, reasons=[REGION])
-    text = unquoted(notice(kind, partner_kind="park", match=match)[0])
+    # The unknown dimension's line from explain() included: it used to say 会员企业 to parks.
+    match = MatchResult(matched=True, reasons=[REGION], unknowns=[Dimension.scales])
+    text = unquoted(notice(kind, partner_kind="park", match=match, scope={"scales": ["small"]})[0])
 
+    assert "贵园区未登记规模信息，请结合入驻企业实际判断是否转发" in text
     assert "贵园区入驻企业" in text
     assert "请转发给入驻企业" in text
     assert "会员企业" not in text and "协会" not in text.replace("行业协会", "")
@@ -401,11 +410,13 @@ def test_why_gives_the_telling_reason_and_what_the_partner_must_judge(kind: str)
         ],
         unknowns=[Dimension.scales],
     )
-    lines = explain(match)
-    text = unquoted(notice(kind, match=match)[0])
+    body, notification, _, _ = notice(kind, match=match, scope={"scales": ["small", "micro"]})
+    lines = explain(match, notification.document, notification.partner_kind)
+    text = unquoted(body)
 
     assert lines[2] in text  # the region
-    assert lines[4] in text  # 贵单位未登记规模信息…
+    assert lines[4] in text  # 本政策适用规模：小型企业、微型企业；贵园区未登记规模信息…
+    assert lines[4].startswith("本政策适用规模：小型企业、微型企业；贵园区未登记规模信息")
     assert lines[0] not in text  # the audience tells less than those two
     assert lines[1] not in text and lines[3] not in text  # "不限" says nothing
 
@@ -627,14 +638,20 @@ def url() -> st.SearchStrategy[str]:
 
 
 documents = st.builds(
-    lambda title, issuer, number, summary, changes, u, interp: make_document(
-        title=title,
-        issuer=issuer,
-        doc_number=number,
-        summary=summary,
-        changes=changes,
-        url=u,
-        interpretation_url=interp,
+    lambda title, issuer, number, summary, changes, u, interp, index_no, disclosure, unit: (
+        make_document(
+            title=title,
+            issuer=issuer,
+            doc_number=number,
+            summary=summary,
+            changes=changes,
+            url=u,
+            interpretation_url=interp,
+            index_no=index_no,
+            disclosure=disclosure,
+            contact=None if unit is None else {"unit": unit, "phone": "021-59761234"},
+            scope={"industries": ["C39", "C40", "I65"], "scales": ["small", "micro"]},
+        )
     ),
     one_line_text(TITLE_MAX),
     one_line_text(TITLE_MAX),
@@ -643,6 +660,21 @@ documents = st.builds(
     st.none() | repeated(LINE_PIECES, CHANGES_MAX),
     url(),
     st.none() | url(),
+    st.none() | one_line_text(INDEX_NO_MAX),
+    st.none() | one_line_text(DISCLOSURE_MAX),
+    st.none() | one_line_text(NAME_MAX),
+)
+#: Computed changes as long as a revision's can be: every value cut to CHANGE_VALUE_MAX.
+computed_changes = st.lists(
+    st.builds(
+        lambda label, before, after: FieldChange(
+            field="summary", label=label, before=before, after=after
+        ),
+        st.sampled_from(["内容摘要", "标题", "施行日期"]),
+        st.none() | one_line_text(CHANGE_VALUE_MAX),
+        one_line_text(CHANGE_VALUE_MAX),
+    ),
+    max_size=17,
 )
 
 
@@ -661,9 +693,12 @@ def check_body(kind: str, body: dict[str, Any], notification: Notification, ack:
     number, title = rendering.one_line(doc.doc_number), rendering.one_line(doc.title)
     line = title_line(body)
     assert f"（{number}）" in line
-    label = {"policy.relayed": "[政策推送]", "policy.revised": "[政策修订]"}.get(
-        notification.type.value, "[政策废止]"
-    )
+    label = {
+        "policy.relayed": "[政策推送]",
+        "policy.revised": "[政策修订]",
+        "policy.repealed": "[政策废止]",
+        "policy.expiring": "[到期提醒]",
+    }[notification.type.value]
     assert line.startswith(label + " ")
     shown_title = line.removeprefix(label + " ").rsplit(f"（{number}）", 1)[0]
     assert shown_title == title or (
@@ -696,6 +731,7 @@ def cut_is_whole(original: str, shown: str) -> None:
     partner_kind=st.sampled_from(["association", "park"]),
     keyword=st.none() | one_line_text(20),
     partner_name=one_line_text(NAME_MAX),
+    changes=computed_changes,
 )
 def test_every_notice_fits_its_platform_with_its_links_whole(
     kind: str,
@@ -704,6 +740,7 @@ def test_every_notice_fits_its_platform_with_its_links_whole(
     partner_kind: str,
     keyword: str | None,
     partner_name: str,
+    changes: list[FieldChange],
 ) -> None:
     channel = bot(kind, keyword)
     match = MatchResult(matched=True, reasons=[REGION], unknowns=[Dimension.scales])
@@ -721,6 +758,8 @@ def test_every_notice_fits_its_platform_with_its_links_whole(
         match=match,
         deliveries=[delivery],
         previous_version=1,
+        changes_computed=changes if type is NoticeType.revised else [],
+        changes_from=1,
         planned_at=NOW,
     )
     ack = rendering.ack_url(BASE_URL, delivery.delivery_id, link_secret=LINK_SECRET)
@@ -729,7 +768,7 @@ def test_every_notice_fits_its_platform_with_its_links_whole(
             channel,
             notification,
             delivery,
-            why=explain(match),
+            why=explain(match, document, notification.partner_kind),
             base_url=BASE_URL,
             now=NOW,
             link_secret=LINK_SECRET,
@@ -741,8 +780,15 @@ def test_every_notice_fits_its_platform_with_its_links_whole(
             len(chat.md_url(u).encode())
             for u in (document.url, document.interpretation_url or "", ack)
         )
-        # The labels take under 1000 bytes; the 文号 shows twice, the keyword once.
-        never_cut = fixed + 2 * len(document.doc_number.encode()) + len((keyword or "").encode())
+        # The labels take under 1000 bytes; the 文号 shows twice, the keyword, 索引号 and
+        # 公开方式 once.
+        never_cut = (
+            fixed
+            + 2 * len(document.doc_number.encode())
+            + len((keyword or "").encode())
+            + len((document.index_no or document.id).encode())
+            + len((document.disclosure or "").encode())
+        )
         assert never_cut > 4096 - 1000
         assert refused.size > refused.limit == 4096
         return

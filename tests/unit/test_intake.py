@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,41 @@ def test_hints_recover_ids_from_invalid_events() -> None:
     data["document"]["version"] = "x"
     assert event_hints(raw(data)) == ("abc", "DOC-1")
     assert event_hints(b"garbage") == (None, None)
+
+
+def test_a_repeal_without_its_date_is_dated_the_day_it_occurred_in_shanghai() -> None:
+    data = event(type="document.repealed")
+    data["occurred_at"] = "2024-05-31T20:00:00+00:00"  # 1 June in Shanghai
+    ev = validate_event(data, today=TODAY)
+    assert ev.document.repealed_on == date(2024, 6, 1)
+    given = validate_event(event(type="document.repealed", repealed_on="2024-07-01"), today=TODAY)
+    assert given.document.repealed_on == date(2024, 7, 1)
+    assert validate_event(event(), today=TODAY).document.repealed_on is None
+
+
+def test_the_optional_notice_fields_are_accepted_and_bounded() -> None:
+    ev = validate_event(
+        event(
+            index_no="11310118MB2F0123XY/2023-00007",
+            disclosure="主动公开",
+            contact={
+                "unit": "徐泾镇经济发展办公室",
+                "phone": "021-59761234",
+                "email": "jj@example.gov.cn",
+            },
+        ),
+        today=TODAY,
+    )
+    assert ev.document.index_no == "11310118MB2F0123XY/2023-00007"
+    assert ev.document.contact is not None and ev.document.contact.phone == "021-59761234"
+    bads: list[tuple[dict[str, Any], str]] = [
+        ({"index_no": "索" * 101}, "document.index_no"),
+        ({"disclosure": "主动\n公开"}, "document.disclosure"),
+        ({"contact": {"unit": "某单位", "phone": "1" * 51}}, "document.contact.phone"),
+        ({"contact": {"phone": "021-59761234"}}, "document.contact.unit"),
+        ({"contact": {"unit": "某单位", "fax": "x"}}, "document.contact.fax"),
+    ]
+    for bad, where in bads:
+        with pytest.raises(InvalidEvent) as info:
+            validate_event(event(**bad), today=TODAY)
+        assert info.value.field == where, bad

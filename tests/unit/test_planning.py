@@ -6,7 +6,7 @@ import pytest
 
 from relay.core.errors import InvalidEvent
 from relay.core.matching.reference import match_all, match_partner
-from relay.core.models import NoticeType
+from relay.core.models import DocumentSource, NoticeType
 from relay.core.planning import DocumentState, plan_event
 from tests.unit.factories import NOW, event_model, partner
 
@@ -116,3 +116,76 @@ def test_disabled_channels_get_no_delivery() -> None:
     p = partner("pa", channels=[{"type": "email", "to": ["pa@example.org"], "disabled": True}])
     result = plan(event_model(), None, [p])
     assert result.notifications[0].deliveries == []
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_revision_not_above_the_current_version_is_refused_with_a_reason(version: int) -> None:
+    ps = [partner("pa")]
+    first = plan(event_model(version=2), None, ps)
+    with pytest.raises(InvalidEvent) as info:
+        plan(
+            event_model(type="document.revised", event_id="ev-2", version=version), first.state, ps
+        )
+    assert info.value.reason == "stale_version"
+    assert info.value.field == "document.version"
+    assert f"version {version} of DOC-1 is not newer than the current version 2" in str(
+        info.value.message
+    )
+
+
+def test_a_revision_carries_what_changed_against_the_version_before() -> None:
+    ps = [partner("pa")]
+    source = DocumentSource(partition=0, offset=7)
+    v1 = event_model(effective_from="2023-08-01")
+    book = {p.id: p for p in ps}
+    first = plan_event(
+        v1,
+        None,
+        match_all(v1.document, ps),
+        lookup=book.get,
+        judge=match_partner,
+        now=NOW,
+        source=source,
+    )
+    assert first.state is not None and first.state.source == source
+    assert first.notifications[0].changes_computed == []  # a first publication: no diff
+    v2 = event_model(
+        type="document.revised",
+        event_id="ev-2",
+        version=2,
+        effective_from="2024-02-01",
+        interpretation_url="https://example.gov.cn/jd.html",
+    )
+    result = plan_event(
+        v2,
+        first.state,
+        match_all(v2.document, ps),
+        lookup=book.get,
+        judge=match_partner,
+        now=NOW,
+        previous=v1.document,
+        source=DocumentSource(partition=0, offset=9),
+    )
+    n = result.notifications[0]
+    assert n.changes_from == 1
+    assert [(c.field, c.before, c.after) for c in n.changes_computed] == [
+        ("effective_from", "2023年8月1日", "2024年2月1日"),
+        ("interpretation_url", None, "https://example.gov.cn/jd.html"),
+    ]
+    assert result.state is not None and result.state.source == DocumentSource(partition=0, offset=9)
+
+
+def test_a_repeal_of_the_current_version_gets_its_own_notification_and_delivery_ids() -> None:
+    # The repeal names version 1, like the publication: with the same ids its deliveries
+    # would be taken for the publication's, already delivered, and never sent.
+    ps = [partner("pa")]
+    first = plan(event_model(), None, ps)
+    repeal = plan(event_model(type="document.repealed", event_id="ev-3"), first.state, ps)
+    (published,), (repealed,) = first.notifications, repeal.notifications
+    assert repealed.notification_id != published.notification_id
+    assert {d.delivery_id for d in repealed.deliveries}.isdisjoint(
+        d.delivery_id for d in published.deliveries
+    )
+    # Replanning the repeal gives the same ids again (stable across replays).
+    again = plan(event_model(type="document.repealed", event_id="ev-3"), first.state, ps)
+    assert again.notifications[0].deliveries == repealed.deliveries

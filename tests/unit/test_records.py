@@ -13,6 +13,7 @@ from relay.core.models import (
     DeliveryIntent,
     DeliveryStatus,
     DocumentSource,
+    FieldChange,
     IntentBundle,
     NoticeType,
     NotificationRef,
@@ -119,17 +120,26 @@ def test_an_intent_needs_exactly_one_of_notification_and_ref() -> None:
 
 
 @pytest.mark.parametrize(
-    ("notice", "previous_version", "prior_only"),
-    [(NoticeType.relayed, None, False), (NoticeType.revised, 1, True)],
+    ("notice", "previous_version", "prior_only", "changed"),
+    [
+        (NoticeType.relayed, None, False, False),
+        (NoticeType.revised, 1, True, False),
+        (NoticeType.revised, 1, False, True),
+    ],
 )
 def test_first_attempts_serialise_as_the_models_would(
-    notice: NoticeType, previous_version: int | None, prior_only: bool
+    notice: NoticeType, previous_version: int | None, prior_only: bool, changed: bool
 ) -> None:
     # The match agent writes intents from JSON-ready dicts; the delivery side must read
     # exactly the intents the models would have made.
     notification, _, _ = make_notification(
         notice, previous_version=previous_version, prior_recipient_only=prior_only
     )
+    if changed:
+        change = FieldChange(field="effective_from", label="施行日期", before=None, after="x")
+        notification = notification.model_copy(
+            update={"changes_computed": [change], "changes_from": 1}
+        )
     source = DocumentSource(partition=2, offset=41)
     ref = first_attempt_ref(notification, source)
     fast = [first_attempt(ref, d) for d in notification.deliveries] * 3
@@ -146,6 +156,9 @@ def test_first_attempts_serialise_as_the_models_would(
     assert bundle == IntentBundle(intents=expected).model_dump_json(exclude_none=True).encode()
     assert delivery_intents(bundle) == expected
     assert delivery_intents(INTENT_JSON.dump_json(fast[0], exclude_none=True)) == expected[:1]
+    # The delivery side completes the reference into the very notification, changes and all.
+    assert expected[0].ref is not None
+    assert expected[0].ref.with_document(notification.document) == notification
 
 
 def test_a_batch_over_the_size_bound_is_split_in_order_and_each_part_reads_back() -> None:

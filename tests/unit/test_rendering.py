@@ -49,11 +49,20 @@ def bodies(msg: EmailMessage) -> tuple[str, str]:
 # ------------------------------------------------------------------ email: structure
 
 
-@pytest.mark.parametrize("notice", list(NoticeType))
-def test_subject_follows_the_contract_for_every_notice_type(notice: NoticeType) -> None:
+@pytest.mark.parametrize(
+    ("notice", "label"),
+    [
+        (NoticeType.relayed, "[政策推送]"),
+        (NoticeType.revised, "[政策修订]"),
+        (NoticeType.repealed, "[政策废止]"),
+        (NoticeType.expiring, "[到期提醒]"),
+    ],
+)
+def test_each_notice_type_has_its_own_subject(notice: NoticeType, label: str) -> None:
     msg, _ = build(notice, previous_version=None if notice is NoticeType.relayed else 1)
 
-    assert parse(msg)["Subject"] == f"[政策推送] {TITLE}（{DOC_NUMBER}）"
+    assert parse(msg)["Subject"] == f"{label} {TITLE}（{DOC_NUMBER}）"
+    assert parse(msg)["X-Relay-Event-Type"] == notice.value
 
 
 def test_message_is_multipart_alternative_plain_then_html_in_utf8() -> None:
@@ -154,10 +163,10 @@ def test_bodies_hold_the_metadata_why_lines_ack_link_and_delivery_id() -> None:
             DOC_NUMBER,
             "上海市青浦区徐泾镇人民政府",
             "2023年6月7日",
-            "长期有效",
+            "有效期：有效期未注明，以原文为准",
             "政务公开、营商环境",
             "https://example.gov.cn/xxgk/QE5320000-2023-01.html",
-            "暂无解读",
+            "暂无政策解读（尚未发布）",
             "为什么您收到这条推送",
             *WHY,
             "以政府网站发布的原文为准",
@@ -166,6 +175,7 @@ def test_bodies_hold_the_metadata_why_lines_ack_link_and_delivery_id() -> None:
             delivery_id,
         ):
             assert needle in body, needle
+        assert "长期有效" not in body
 
 
 def test_ack_instructions_say_opening_the_link_records_nothing() -> None:
@@ -196,7 +206,7 @@ def test_validity_normative_flag_and_interpretation_link() -> None:
         assert "有效期至2028年6月6日" in body
         assert "规范性文件" in body and "非规范性文件" not in body
         assert "https://example.gov.cn/zcjd/QE5320000-2023-01.html" in body
-        assert "暂无解读" not in body
+        assert "暂无政策解读" not in body
 
 
 def test_empty_why_falls_back_to_a_sentence() -> None:
@@ -206,7 +216,7 @@ def test_empty_why_falls_back_to_a_sentence() -> None:
     )
 
     text, _ = bodies(msg)
-    assert "本政策的适用范围与贵协会登记的会员情况相符" in text
+    assert "本政策的适用范围与贵协会登记的情况相符" in text
 
 
 def test_revised_notice_names_both_versions_and_what_changed() -> None:
@@ -217,7 +227,7 @@ def test_revised_notice_names_both_versions_and_what_changed() -> None:
 
     assert parsed["X-Relay-Event-Type"] == "policy.revised"
     for body in bodies(msg):
-        assert "本政策已修订（第3版，此前您收到第2版）" in body
+        assert "第3版" in body and "此前您收到第2版" in body
         assert "申报截止日期延长至9月30日。" in body
         assert "不再涵盖" not in body
 
@@ -236,8 +246,8 @@ def test_repealed_notice_says_so_before_anything_else() -> None:
 
     assert parsed["X-Relay-Event-Type"] == "policy.repealed"
     for body in bodies(msg):
-        assert "本政策已废止，不再适用" in body
-        assert body.index("本政策已废止，不再适用") < body.index("发文机关")
+        assert "本政策已废止，停止执行，请停止适用" in body
+        assert body.index("本政策已废止") < body.index("发文机关")
         assert "长期有效" not in body
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from relay.core.matching.catalogue import industry_name, region_name, scale_name
 from relay.core.matching.codes import industry_prefixes, region_prefix
-from relay.core.models import Audience, Dimension, MatchResult, Reason
+from relay.core.models import Audience, Dimension, Document, MatchResult, Reason
 
 _LABELS = {
     Dimension.audiences: "对象",
@@ -81,7 +81,65 @@ def _region_line(reason: Reason) -> str:
     return f"适用区域：{scope} — 与贵单位覆盖的 {cover} 有上下级包含关系"
 
 
-def _reason_line(reason: Reason) -> str:
+class Words:
+    """How a notice addresses a partner: 贵协会 / 会员企业, or 贵园区 / 入驻企业.
+
+    Without a kind (a record that predates it): 贵单位 / 企业.
+    """
+
+    def __init__(self, kind: Audience | str | None) -> None:
+        kind = Audience(kind) if kind else None  # a record copied unvalidated holds a str
+        if kind is Audience.association:
+            self.unit, self.members = "协会", "会员企业"
+        elif kind is Audience.park:
+            self.unit, self.members = "园区", "入驻企业"
+        else:
+            self.unit, self.members = "单位", "企业"
+        self.you = f"贵{self.unit}"
+
+
+def scope_values(dim: Dimension, codes: list[str]) -> str:
+    """A scope's codes on one dimension as a notice names them (C39 计算机…、中型、小型)."""
+    if dim is Dimension.industries:
+        return _join([_industry(c) for c in codes])
+    if dim is Dimension.regions:
+        return _join([_region(c) for c in codes])
+    if dim is Dimension.scales:
+        return _join([f"{_scale(s)}企业" for s in codes])
+    if dim is Dimension.audiences:
+        return _join([_AUDIENCES.get(a, a) for a in codes])
+    return _join(codes)
+
+
+def _scope_codes(document: Document, dim: Dimension) -> list[str]:
+    return [str(c) for c in getattr(document.scope, dim.value)]
+
+
+def criteria(document: Document, dim: Dimension) -> str:
+    """What the policy itself targets on ``dim``: ``本政策适用行业：C39 计算机…``."""
+    codes = _scope_codes(document, dim)
+    if not codes:
+        return f"本政策不限{_LABELS[dim]}"
+    return f"本政策适用{_LABELS[dim]}：{scope_values(dim, codes)}"
+
+
+#: The dimensions an enterprise is judged on, in the order a 适用范围 line names them.
+SCOPE_DIMENSIONS = (Dimension.industries, Dimension.regions, Dimension.parks, Dimension.scales)
+
+
+def scope_line(document: Document) -> str:
+    """The policy's whole scope for the enterprises, in one sentence (the 适用范围 line)."""
+    parts = [
+        f"{_LABELS[d]}：{scope_values(d, _scope_codes(document, d))}"
+        for d in SCOPE_DIMENSIONS
+        if _scope_codes(document, d)
+    ]
+    if not parts:
+        return "不限行业、区域和企业规模，详见原文"
+    return "；".join(parts)
+
+
+def _reason_line(reason: Reason, words: Words) -> str:
     dim = reason.dimension
     if reason.applies_to_all:
         if dim is Dimension.tags:
@@ -99,21 +157,31 @@ def _reason_line(reason: Reason) -> str:
         return f"适用园区：{_join(reason.scope_codes)} — 在贵单位覆盖的园区之列"
     if dim is Dimension.scales:
         scales = _join([_scale(s) for s in reason.scope_codes])
-        return f"适用规模：{scales} — 与贵单位会员企业规模相符"
+        return f"适用规模：{scales} — 与{words.you}{words.members}规模相符"
     return f"政策标签：{_join(reason.scope_codes)} — 在贵单位关注的标签之列"
 
 
-def explain(result: MatchResult) -> list[str]:
-    """Why the partner received (or did not receive) the document, one line per dimension."""
+def explain(
+    result: MatchResult, document: Document | None = None, kind: Audience | str | None = None
+) -> list[str]:
+    """Why the partner received (or did not receive) the document, one line per dimension.
+
+    With ``document``, the line of each dimension the partner did not state says what the
+    policy itself targets there; with ``kind``, the partner is addressed as a 协会 with
+    会员企业 or a 园区 with 入驻企业.
+    """
+    words = Words(kind)
     if result.paused:
         return ["贵单位已暂停接收政策推送"]
     if not result.matched:
         if result.refused_by is None:
             return ["本政策不适用于贵单位"]
         return [f"本政策不适用于贵单位：{_LABELS[result.refused_by]}不符"]
-    lines = [_reason_line(r) for r in result.reasons]
-    lines += [
-        f"贵单位未登记{_UNKNOWN.get(d, _LABELS[d])}信息，请结合会员企业实际判断是否转发"
-        for d in result.unknowns
-    ]
+    lines = [_reason_line(r, words) for r in result.reasons]
+    for d in result.unknowns:
+        judge = (
+            f"{words.you}未登记{_UNKNOWN.get(d, _LABELS[d])}信息，"
+            f"请结合{words.members}实际判断是否转发"
+        )
+        lines.append(f"{criteria(document, d)}；{judge}" if document is not None else judge)
     return lines

@@ -2,6 +2,7 @@
 
 from relay.core.models.document import (
     Audience,
+    Contact,
     Document,
     DocumentEvent,
     EventType,
@@ -34,6 +35,7 @@ from relay.core.models.records import (
     DeliveryStatus,
     Dimension,
     DocumentSource,
+    FieldChange,
     IntentBundle,
     LedgerEntry,
     MatchResult,
@@ -57,6 +59,7 @@ __all__ = [
     "AnyChannel",
     "Attempt",
     "Audience",
+    "Contact",
     "AuditBatch",
     "AuditRecord",
     "BotChannel",
@@ -70,6 +73,7 @@ __all__ = [
     "DingtalkChannel",
     "Document",
     "DocumentSource",
+    "FieldChange",
     "DocumentEvent",
     "EmailChannel",
     "EventType",

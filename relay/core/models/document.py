@@ -22,12 +22,17 @@ from relay.core.models.limits import (
     CHOICES_MAX,
     CODE_MAX,
     CODES_MAX,
+    DISCLOSURE_MAX,
+    EMAIL_MAX,
+    INDEX_NO_MAX,
     PARKS_MAX,
+    PHONE_MAX,
     TAGS_MAX,
     URL_MAX,
     VERSION_MAX,
     Changes,
     DocNumber,
+    Name,
     ParkName,
     Summary,
     Tag,
@@ -103,6 +108,22 @@ class Scope(BaseModel):
     scales: list[Scale] = Field(default_factory=list, max_length=CHOICES_MAX)
 
 
+IndexNo = Annotated[str, Field(max_length=INDEX_NO_MAX), AfterValidator(one_line)]
+Disclosure = Annotated[str, Field(max_length=DISCLOSURE_MAX), AfterValidator(one_line)]
+Phone = Annotated[str, Field(max_length=PHONE_MAX), AfterValidator(one_line)]
+ContactEmail = Annotated[str, Field(max_length=EMAIL_MAX), AfterValidator(one_line)]
+
+
+class Contact(BaseModel):
+    """The drafting unit that answers questions on a policy (item 6: 咨询问题反馈制文单位)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: Name
+    phone: Phone | None = None
+    email: ContactEmail | None = None
+
+
 class Document(BaseModel):
     """A policy document as published by the issuing government."""
 
@@ -124,6 +145,15 @@ class Document(BaseModel):
     scope: Scope = Field(default_factory=Scope)
     #: For revisions: what changed, in a sentence or two, shown to prior recipients.
     changes: Changes | None = None
+    #: 索引号; when absent the document ``id`` is shown as the 索引号.
+    index_no: IndexNo | None = None
+    #: 公开方式, e.g. 主动公开.
+    disclosure: Disclosure | None = None
+    #: Who answers questions on the policy.
+    contact: Contact | None = None
+    #: Repeals: the day the policy stopped applying. Intake fills it with the day the
+    #: repeal event occurred (Shanghai) when the publisher leaves it out.
+    repealed_on: date | None = None
 
     @model_validator(mode="after")
     def _validity_in_order(self) -> Document:

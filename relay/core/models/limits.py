@@ -51,6 +51,11 @@ EMAIL_MAX = 254  # RFC 5321's longest path
 SECRET_MAX = 100
 NOTE_MAX = 2_000
 CHANGES_MAX = 5_000
+INDEX_NO_MAX = 100  # 索引号
+DISCLOSURE_MAX = 64  # 公开方式
+PHONE_MAX = 50
+#: One side (before or after) of a computed revision change: longer is cut, marked "…".
+CHANGE_VALUE_MAX = 300
 SUMMARY_MAX = 20_000
 #: A sentence the relay writes (why a channel was disabled): cut to this, never refused.
 REASON_MAX = 500

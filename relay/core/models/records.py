@@ -51,6 +51,23 @@ class NoticeType(StrEnum):
     relayed = "policy.relayed"
     revised = "policy.revised"
     repealed = "policy.repealed"
+    #: A reminder that a normative document's validity ends soon (``[到期提醒]``).
+    expiring = "policy.expiring"
+
+
+class FieldChange(BaseModel):
+    """One field a revision changed, as the relay computed it (not the publisher's note).
+
+    ``before`` and ``after`` are the values as a notice shows them (dates as 2023年8月1日,
+    codes with their names), each cut to CHANGE_VALUE_MAX characters; None = not stated.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    label: str
+    before: str | None = None
+    after: str | None = None
 
 
 ChannelType = Literal["email", "webhook", "wecom", "dingtalk", "feishu"]
@@ -82,6 +99,9 @@ class Notification(BaseModel):
     previous_version: int | None = None
     #: Revisions: the partner no longer matches the new scope, but got an earlier version.
     prior_recipient_only: bool = False
+    #: Revisions: the fields that differ from the version before (``changes_from``).
+    changes_computed: list[FieldChange] = Field(default_factory=list)
+    changes_from: int | None = None
     planned_at: datetime
 
 
@@ -177,6 +197,8 @@ class NotificationRef(BaseModel):
     deliveries: list[PlannedDelivery]
     previous_version: int | None = None
     prior_recipient_only: bool = False
+    changes_computed: list[FieldChange] = Field(default_factory=list)
+    changes_from: int | None = None
     planned_at: datetime
 
     @classmethod
@@ -202,6 +224,8 @@ class NotificationRef(BaseModel):
             deliveries=self.deliveries,
             previous_version=self.previous_version,
             prior_recipient_only=self.prior_recipient_only,
+            changes_computed=self.changes_computed,
+            changes_from=self.changes_from,
             planned_at=self.planned_at,
         )
 
@@ -357,10 +381,15 @@ def first_attempt_ref(n: Notification, source: DocumentSource) -> dict[str, Any]
         "deliveries": n.deliveries,
         "previous_version": n.previous_version,
         "prior_recipient_only": n.prior_recipient_only,
+        "changes_computed": n.changes_computed,
+        "changes_from": n.changes_from,
         "planned_at": n.planned_at,
     }
+    # As exclude_none would (it skips dicts' own keys).
     if n.previous_version is None:
-        del ref["previous_version"]  # as exclude_none would (it skips dicts' own keys)
+        del ref["previous_version"]
+    if n.changes_from is None:
+        del ref["changes_from"]
     return ref
 
 
