@@ -93,7 +93,7 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             lambda: progress.settled,
             timeout,
         )
-        say(report.render(progress, titles))
+        say(report.render(progress, titles, {p.id: p.kind for p in partners}))
         say("")
         outcomes = list(progress.outcomes.values())
         delivered = sum(o.status == DeliveryStatus.delivered for o in outcomes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from relay.core.chatbots import FACTS
 from relay.core.matching.explain import explain
@@ -54,7 +54,7 @@ def table(rows: Sequence[Sequence[str]], max_cols: Sequence[int]) -> list[str]:
     return lines
 
 
-def why_short(match: MatchResult | None) -> str:
+def why_short(match: MatchResult | None, kind: str | None = None) -> str:
     """The reasons that single this partner out, and what it must judge itself.
 
     Dimensions the policy does not restrict ("本政策不限行业") are left out: they hold for
@@ -65,11 +65,15 @@ def why_short(match: MatchResult | None) -> str:
     specific = match.model_copy(
         update={"reasons": [r for r in match.reasons if not r.applies_to_all]}
     )
-    return "；".join(explain(specific)) or "；".join(explain(match))
+    return "；".join(explain(specific, kind=kind)) or "；".join(explain(match, kind=kind))
 
 
-def render(progress: Progress, titles: dict[str, str]) -> str:
-    """The report of every expected event, in publishing order."""
+def render(
+    progress: Progress, titles: dict[str, str], kinds: Mapping[str, str] | None = None
+) -> str:
+    """The report of every expected event, in publishing order (``kinds``: partner id →
+    association or park, so each is addressed as such)."""
+    kinds = kinds or {}
     out: list[str] = []
     for eid in progress.expected:
         t = progress.trails.get(eid)
@@ -102,7 +106,7 @@ def render(progress: Progress, titles: dict[str, str]) -> str:
                 elif o is None:
                     status = {k: ("pending" if v == "-" else v) for k, v in status.items()}
             rows.append([n.partner_id or "", status["email"], status["webhook"], status["chat"]])
-            whys.append(why_short(n.match))
+            whys.append(why_short(n.match, kinds.get(n.partner_id or "")))
         lines = table(rows, [34, 18, 18, 26])
         out += lines[:2]
         for line, why in zip(lines[2:], whys, strict=True):
