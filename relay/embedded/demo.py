@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -17,7 +18,7 @@ from relay.adapters import kafka
 from relay.adapters.files import load_partners, read_events
 from relay.core import topics
 from relay.core.chatbots import FACTS, Platform
-from relay.core.models import FINAL_STATUSES, DeliveryStatus, audit_records
+from relay.core.models import FINAL_STATUSES, DeliveryStatus, Document, DocumentEvent, audit_records
 from relay.core.settings import Settings
 from relay.core.settling import Progress
 from relay.embedded import report
@@ -53,6 +54,7 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
         records: list[tuple[str, str | None, bytes | None]] = []
         expected: list[str] = []
         titles: dict[str, str] = {}
+        documents: dict[str, Document] = {}
         for path in files:
             for ev in read_events(path):
                 data: dict[str, Any] = ev.data if isinstance(ev.data, dict) else {}
@@ -62,6 +64,8 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
                 eid = data.get("event_id")
                 if isinstance(eid, str):
                     expected.append(eid)
+                    with contextlib.suppress(ValidationError):
+                        documents[eid] = DocumentEvent.model_validate(data).document
                     titles[eid] = (
                         f"■ {path.name}: {doc.get('id')} v{doc.get('version')} "
                         f"{data.get('type')} — {doc.get('title')}"
@@ -93,7 +97,7 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             lambda: progress.settled,
             timeout,
         )
-        say(report.render(progress, titles, {p.id: p.kind for p in partners}))
+        say(report.render(progress, titles, partners=partners, documents=documents))
         say("")
         outcomes = list(progress.outcomes.values())
         delivered = sum(o.status == DeliveryStatus.delivered for o in outcomes)

@@ -6,8 +6,9 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from relay.core.chatbots import FACTS
-from relay.core.matching.explain import explain
-from relay.core.models import MatchResult
+from relay.core.matching.explain import criteria, explain, scope_values
+from relay.core.matching.reference import match_partner
+from relay.core.models import Dimension, Document, MatchResult, Partner
 from relay.core.settling import Progress
 
 STATUS_LABEL = {
@@ -68,12 +69,43 @@ def why_short(match: MatchResult | None, kind: str | None = None) -> str:
     return "；".join(explain(specific, kind=kind)) or "；".join(explain(match, kind=kind))
 
 
+def why_not(document: Document, partner: Partner) -> str:
+    """Why a partner got nothing of a document it was not sent, with what did not meet."""
+    result = match_partner(document, partner)
+    if result.paused:
+        return "已暂停接收 (paused)"
+    dim = result.refused_by
+    if result.matched or dim is None:
+        return "范围相符，但不是此前版本的收件人或无可用渠道 (not a prior recipient / no channel)"
+    if dim is Dimension.tags:
+        wants = partner.interests
+        excluded = [t for t in document.tags if t in wants.exclude_tags]
+        if excluded:
+            return f"排除的标签：{'、'.join(excluded)} (excluded tags)"
+        return (
+            f"只关注 {'、'.join(wants.tags_any)}，本政策标签为 "
+            f"{'、'.join(document.tags) or '无'} (tags filter)"
+        )
+    if dim is Dimension.audiences:
+        return f"{criteria(document, dim)}，贵单位为{'园区' if partner.kind == 'park' else '协会'}"
+    covered = [str(c) for c in getattr(partner.coverage, dim.value)]
+    return f"{criteria(document, dim)}；覆盖 {scope_values(dim, covered)} ({dim.value} differ)"
+
+
 def render(
-    progress: Progress, titles: dict[str, str], kinds: Mapping[str, str] | None = None
+    progress: Progress,
+    titles: dict[str, str],
+    kinds: Mapping[str, str] | None = None,
+    *,
+    partners: Sequence[Partner] = (),
+    documents: Mapping[str, Document] | None = None,
 ) -> str:
     """The report of every expected event, in publishing order (``kinds``: partner id →
-    association or park, so each is addressed as such)."""
-    kinds = kinds or {}
+    association or park, so each is addressed as such). With ``partners`` and the events'
+    ``documents`` (event id → document), it says why each partner that got nothing of an
+    event got nothing."""
+    kinds = kinds or {p.id: p.kind for p in partners}
+    documents = documents or {}
     out: list[str] = []
     for eid in progress.expected:
         t = progress.trails.get(eid)
@@ -88,8 +120,16 @@ def render(
         if t.duplicate:
             out.append("  = 重复事件，已忽略 duplicate event, ignored")
             continue
+        got = {n.partner_id for n in t.notifications}
+        doc = documents.get(eid)
+        nothing = (
+            [f"  ∅ 未推送 {p.id}: {why_not(doc, p)}" for p in partners if p.id not in got]
+            if doc is not None
+            else []
+        )
         if not t.notifications:
             out.append("  (no partner matched)")
+            out += nothing
             continue
         rows = [["partner", "email", "webhook", "群机器人 chat"]]
         whys: list[str] = []
@@ -112,6 +152,7 @@ def render(
         for line, why in zip(lines[2:], whys, strict=True):
             out.append(line)
             out.append(f"      why 推送理由: {why}")
+        out += nothing
     for r in progress.anonymous_rejections:
         out.append("")
         out.append(f"✗ 拒收 rejected record without an event id [{r.reason}]: {r.detail}")

@@ -126,6 +126,10 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     kept = list((tmp_path / "demo" / "bots").glob("*.json"))
     assert len(kept) == total
     assert "钉钉 已送达 delivered" in out and "飞书 已送达 delivered" in out
+    # Why each sample partner that got nothing got nothing.
+    assert "∅ 未推送 huaxin-logistics-park: 已暂停接收 (paused)" in out
+    assert re.search(r"∅ 未推送 qingpu-software-association: 只关注 .*\(tags filter\)", out)
+    assert re.search(r"∅ 未推送 qingpu-software-association: 本政策适用行业：C39.*覆盖 I65", out)
     # Neither its broker nor its worker outlives it (both carry its data dir).
     assert left_behind("RELAY_DATA_DIR", str(tmp_path)) == {}
 
