@@ -10,7 +10,7 @@ from faust.types import EventT, StreamT
 
 from relay.core import topics
 from relay.core.errors import InvalidEvent
-from relay.core.intake import encode_event, parse_event, today_in_shanghai
+from relay.core.intake import encode_event, parse_event
 from relay.core.logs import get_logger
 from relay.core.models import (
     AuditRecord,
@@ -55,7 +55,7 @@ async def _intake_one(rt: Runtime, event: EventT[Any]) -> None:
     """Validate one published record: on to the accepted topic, or refused with its reason."""
     raw = event.value
     try:
-        doc_event = parse_event(raw, today=today_in_shanghai(), checks=rt.checks)
+        doc_event = parse_event(raw, today=rt.clock.today(), checks=rt.checks)
         value = encode_event(doc_event)
     except InvalidEvent as e:
         await rt.parking.reject(e, raw, event)

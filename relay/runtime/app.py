@@ -83,6 +83,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The policy calendar (expiry, reminders, digests); moved only in tests and dev.
+        self.clock = settings.clock
         self.app = faust.App(settings.app_id, **faust_settings(settings))
         self.topics: dict[str, TopicT] = {
             spec.name: self.app.topic(

@@ -20,6 +20,7 @@ from relay.core.retry import RateLimiter
 from relay.runtime.app import Runtime
 from relay.runtime.metrics import Metrics
 from relay.runtime.registry import PartnerBook
+from tests.helpers.clock import session_clock
 from tests.unit.factories import event, partner
 
 REGION = "310118106"
@@ -64,6 +65,7 @@ def fake_runtime(*partners: Any) -> Any:
     counters: Counter[str] = Counter()
     return SimpleNamespace(
         checks=(),
+        clock=session_clock(),
         documents={},
         registry=SimpleNamespace(book=book),
         metrics=Metrics(counters, dict),
