@@ -55,9 +55,15 @@ _LABEL = {
     NoticeType.relayed: "[政策推送]",
     NoticeType.revised: "[政策修订]",
     NoticeType.repealed: "[政策废止]",
+    NoticeType.expiring: "[到期提醒]",
 }
 #: The 飞书 card header's colour for each notice.
-_TEMPLATE = {NoticeType.relayed: "blue", NoticeType.revised: "orange", NoticeType.repealed: "red"}
+_TEMPLATE = {
+    NoticeType.relayed: "blue",
+    NoticeType.revised: "orange",
+    NoticeType.repealed: "red",
+    NoticeType.expiring: "yellow",
+}
 _BEIJING = timezone(timedelta(hours=8))
 
 
@@ -184,6 +190,7 @@ class _Frame:
     url: str
     interpretation_url: str | None
     ack_url: str
+    catch_up: bool = False
 
 
 class _Texts(NamedTuple):
@@ -274,6 +281,7 @@ def _frame(
         url=doc.url,
         interpretation_url=doc.interpretation_url,
         ack_url=ack,
+        catch_up=notification.catch_up,
     )
     lines = why_lines(notification, why) or [f"本政策的适用范围与贵{frame.unit}登记的情况相符"]
     texts = _Texts(
@@ -316,8 +324,25 @@ def _lead(f: _Frame, t: _Texts) -> str:
                 f"{earlier}，特此告知。如已转发，请向相关企业说明适用范围的变化。"
             )
         return f"{head}如已转发此前的版本，请将修订情况告知相关{f.members}。"
-    return (
+    if f.notice is NoticeType.expiring:
+        return _expiring_lead(f, who)
+    lead = (
         f"{who}现推送一项与贵{f.unit}{f.members}相关的政策，请结合实际转发给符合条件的{f.members}。"
+    )
+    return lead + _catch_up_line(f) if f.catch_up else lead
+
+
+def _expiring_lead(f: _Frame, who: str) -> str:
+    return (
+        f"{who}【到期提醒】您此前收到的这项规范性文件即将到期（{f.validity}），到期后不再"
+        f"适用；请提醒已转发的{f.members}。"
+    )
+
+
+def _catch_up_line(f: _Frame) -> str:
+    return (
+        f"【补发】这是一项此前发布、目前仍然有效的政策；贵{f.unit}新加入政策接力或扩大了"
+        "登记的覆盖范围或关注领域，因此补发给您。"
     )
 
 
@@ -346,6 +371,8 @@ def _forward_lines(f: _Frame, t: _Texts) -> list[str]:
         else:
             was = f"，此前为第{f.previous_version}版" if f.previous_version else ""
             lines.append(f"修订内容：未附修订说明（本次为第{f.version}版{was}），请以原文为准。")
+    elif f.notice is NoticeType.expiring:
+        lines = [f"【到期提醒】{name}即将到期（{f.validity}），到期后不再适用。"]
     else:
         lines = [f"【政策推送】{name}"]
     lines += [f"发文机关：{t.issuer}", f"发布日期：{f.published}"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,7 @@ from relay.core.errors import InvalidEvent
 from relay.core.models import (
     Document,
     DocumentEvent,
+    DocumentSource,
     EventType,
     MatchResult,
     NoticeType,
@@ -44,6 +45,13 @@ class DocumentState(BaseModel):
     event_ids: list[str] = Field(default_factory=list)
     #: partner id → the last version that partner was notified of.
     recipients: dict[str, int] = Field(default_factory=dict)
+    #: What the calendar needs (relay.core.lifecycle): the current version's validity and
+    #: its record in the accepted-documents topic, so reminders and catch-ups can refer to it.
+    expires_on: date | None = None
+    normative: bool = False
+    source: DocumentSource | None = None
+    #: The expiry date the recipients were last reminded of (ISO date).
+    reminded: str | None = None
 
 
 @dataclass
@@ -171,5 +179,9 @@ def plan_event(
         repealed=event.type == EventType.repealed,
         event_ids=((state.event_ids if state else []) + [event.event_id])[-EVENT_MEMORY:],
         recipients=recipients,
+        expires_on=doc.expires_on,
+        normative=doc.normative,
+        source=state.source if state else None,
+        reminded=state.reminded if state else None,
     )
     return Plan(notifications=notifications, state=new_state)

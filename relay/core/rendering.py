@@ -98,9 +98,20 @@ def ack_url(base_url: str, delivery_id: str, *, link_secret: LinkSecret = None) 
     return url
 
 
+REMINDER_PREFIX = "[到期提醒]"
+
+
 def subject(document: Document) -> str:
     """``[政策推送] <title>（<doc_number>）`` for every notice type (DESIGN §6)."""
     return f"{SUBJECT_PREFIX} {one_line(document.title)}（{one_line(document.doc_number)}）"
+
+
+def notice_subject(notification: Notification) -> str:
+    """The subject of a notice: an expiry reminder's says so (``[到期提醒] …``)."""
+    doc = notification.document
+    if notification.type is NoticeType.expiring:
+        return f"{REMINDER_PREFIX} {one_line(doc.title)}（{one_line(doc.doc_number)}）"
+    return subject(doc)
 
 
 def message_id(delivery_id: str) -> str:
@@ -173,6 +184,7 @@ def _envelope(
             },
             "previous_version": notification.previous_version,
             "prior_recipient_only": notification.prior_recipient_only,
+            "catch_up": notification.catch_up,
             "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
         },
     }
@@ -206,7 +218,8 @@ def email_context(
         "n": notification,
         "doc": doc,
         "notice": notification.type.name,  # relayed | revised | repealed
-        "subject": subject(doc),
+        "subject": notice_subject(notification),
+        "members": "会员企业" if association else "入驻企业",
         "validity": _validity(doc, notification.type, _aware(now).date()),
         "unit": "协会" if association else "园区",
         "scope_word": "行业" if association else "园区",
@@ -256,7 +269,7 @@ def build_email(
         notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
     )
     msg = _message(
-        subject(notification.document),
+        notice_subject(notification),
         mail_from,
         channel.to,
         now,

@@ -24,6 +24,7 @@ from relay.core.intake import Check, default_checks
 from relay.core.retry import RateLimiter, RetryPolicy
 from relay.core.settings import GroupTiming, Profile, Settings
 from relay.runtime.audit import AuditLog
+from relay.runtime.calendar import PendingCatchUps
 from relay.runtime.channels import ChannelSwitch
 from relay.runtime.documents import AcceptedDocuments
 from relay.runtime.group_watch import GroupWatch
@@ -115,6 +116,11 @@ class Runtime:
         self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.counters: Counter[str] = Counter()
         self.registry = Registry(settings)
+        #: Partners with catch_up on, waiting to be looked for in each documents partition.
+        self.catch_ups = PendingCatchUps(
+            topics.spec(topics.ACCEPTED).partitions or settings.topic_partitions
+        )
+        self.registry.listeners.append(self.catch_ups.heard)
         self.accepted = AcceptedDocuments(settings)
         self.trace = TraceView(settings)
         self.accepted.listeners.append(self.trace.add_document)

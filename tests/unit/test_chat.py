@@ -661,7 +661,11 @@ def check_body(kind: str, body: dict[str, Any], notification: Notification, ack:
     number, title = rendering.one_line(doc.doc_number), rendering.one_line(doc.title)
     line = title_line(body)
     assert f"（{number}）" in line
-    label = {"policy.relayed": "[政策推送]", "policy.revised": "[政策修订]"}.get(
+    label = {
+        "policy.relayed": "[政策推送]",
+        "policy.revised": "[政策修订]",
+        "policy.expiring": "[到期提醒]",
+    }.get(
         notification.type.value, "[政策废止]"
     )
     assert line.startswith(label + " ")

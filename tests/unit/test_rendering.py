@@ -53,7 +53,8 @@ def bodies(msg: EmailMessage) -> tuple[str, str]:
 def test_subject_follows_the_contract_for_every_notice_type(notice: NoticeType) -> None:
     msg, _ = build(notice, previous_version=None if notice is NoticeType.relayed else 1)
 
-    assert parse(msg)["Subject"] == f"[政策推送] {TITLE}（{DOC_NUMBER}）"
+    label = "[到期提醒]" if notice is NoticeType.expiring else "[政策推送]"
+    assert parse(msg)["Subject"] == f"{label} {TITLE}（{DOC_NUMBER}）"
 
 
 def test_message_is_multipart_alternative_plain_then_html_in_utf8() -> None:

@@ -51,6 +51,7 @@ class NoticeType(StrEnum):
     relayed = "policy.relayed"
     revised = "policy.revised"
     repealed = "policy.repealed"
+    expiring = "policy.expiring"
 
 
 ChannelType = Literal["email", "webhook", "wecom", "dingtalk", "feishu"]
@@ -82,6 +83,9 @@ class Notification(BaseModel):
     previous_version: int | None = None
     #: Revisions: the partner no longer matches the new scope, but got an earlier version.
     prior_recipient_only: bool = False
+    #: Catch-up: an earlier, still valid policy sent because the partner joined or widened
+    #: its coverage or interests (partner ``catch_up: true``).
+    catch_up: bool = False
     planned_at: datetime
 
 
@@ -177,6 +181,7 @@ class NotificationRef(BaseModel):
     deliveries: list[PlannedDelivery]
     previous_version: int | None = None
     prior_recipient_only: bool = False
+    catch_up: bool = False
     planned_at: datetime
 
     @classmethod
@@ -202,6 +207,7 @@ class NotificationRef(BaseModel):
             deliveries=self.deliveries,
             previous_version=self.previous_version,
             prior_recipient_only=self.prior_recipient_only,
+            catch_up=self.catch_up,
             planned_at=self.planned_at,
         )
 
@@ -357,6 +363,7 @@ def first_attempt_ref(n: Notification, source: DocumentSource) -> dict[str, Any]
         "deliveries": n.deliveries,
         "previous_version": n.previous_version,
         "prior_recipient_only": n.prior_recipient_only,
+        "catch_up": n.catch_up,
         "planned_at": n.planned_at,
     }
     if n.previous_version is None:
