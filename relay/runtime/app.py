@@ -112,6 +112,9 @@ class Runtime:
         # "partner/channel" → a group robot's pacing window (relay.core.pacing), written
         # before each message goes.
         self.bot_windows = batched_table(self.app, "bot-windows", settings.topic_partitions)
+        # "partner/channel/day" → a day's digest while it waits (relay.core.digest), in
+        # the partner's partition of the delivery topics, like the ledger.
+        self.digests = batched_table(self.app, "digests", settings.topic_partitions)
         self.limiter = RateLimiter(settings.channel_rate)
         self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.counters: Counter[str] = Counter()

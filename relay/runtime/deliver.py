@@ -31,6 +31,7 @@ from relay.core import pacing, rendering, topics
 from relay.core.chat import chat_message
 from relay.core.chatbots import CHAT_TYPES, FACTS, Platform
 from relay.core.clock import Clock
+from relay.core.digest import holds
 from relay.core.lifecycle import expired
 from relay.core.logs import get_logger
 from relay.core.matching.explain import explain
@@ -125,6 +126,8 @@ class Ports(Protocol):
     def chat(self) -> ChatTransport: ...
     @property
     def bot_windows(self) -> Ledger: ...
+    @property
+    def digests(self) -> Ledger: ...
     @property
     def out(self) -> Out: ...
     @property
@@ -256,6 +259,15 @@ async def handle(
     if expired(intent.full, rt.clock.today()):
         _expired(rt, intent, entry, audit, partition, started_at)
         return
+    if intent.attempt == 1 and intent.replays == 0:
+        from relay.runtime import digests  # it builds on this module
+
+        if digests.held_already(entry):
+            rt.counters["delivery.repeat_suppressed"] += 1
+            return
+        if holds(rt.registry.book.get(intent.partner_id), intent.channel_type):
+            digests.hold(rt, intent, entry, audit, partition)
+            return
     if intent.channel_type in CHAT_TYPES and await _paced(rt, intent, partition):
         return  # not its turn at the robot yet: parked until its slot, not an attempt
     outcome = await attempt(rt, intent)

@@ -139,6 +139,7 @@ class FakePorts:
     metrics: FakeMetrics = field(default_factory=FakeMetrics)
     chat: FakeWebhooks = field(default_factory=lambda: FakeWebhooks([]))
     bot_windows: FakeLedger = field(default_factory=FakeLedger)
+    digests: FakeLedger = field(default_factory=FakeLedger)
     clock: Clock = field(default_factory=session_clock)
 
     @property
