@@ -11,7 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from relay.core import topics
-from relay.core.clock import parse_offset
+from relay.core.clock import SHANGHAI, parse_offset
 from relay.core.models import Partner
 from relay.core.settings import Settings
 from relay.core.signing import new_secret
@@ -142,13 +142,13 @@ async def wait_until(check: Any, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def restart(relay: RelayUnderTest, *, days_ahead: int = 0) -> None:
-    """Kill the worker (a crash) and start a new one, its clock ``days_ahead`` days later
-    than the session's."""
+async def restart(relay: RelayUnderTest, *, days_ahead: int = 0, seconds: float = 0) -> None:
+    """Kill the worker (a crash) and start a new one, its clock ``days_ahead`` days and
+    ``seconds`` later than the session's."""
     stack = relay.stack
     assert stack.worker_settings is not None
     base = parse_offset(os.environ.get("RELAY_CLOCK_OFFSET", "0"))
-    offset = base + timedelta(days=days_ahead)
+    offset = base + timedelta(days=days_ahead, seconds=seconds)
     stack.worker_settings = stack.worker_settings.replace(
         clock_offset=f"{offset.total_seconds():.0f}s"
     )
@@ -168,6 +168,7 @@ async def quiet(relay: RelayUnderTest, seconds: float = 3.0) -> None:
 # ------------------------------------------------------------------ expiry reminders
 
 
+@pytest.mark.timeout(300)  # three restarts
 async def test_expiry_reminder_reaches_every_recipient_once_and_never_again_after_restarts(
     life: RelayUnderTest,
 ) -> None:
@@ -324,4 +325,64 @@ async def test_a_catch_up_partner_gets_the_still_valid_documents_that_match_it_o
     for pid in (joined.id, other.id):
         ids = [h.webhook_id for h in hooks_of(life, pid, "policy.relayed")]
         assert len(ids) == 3 == len(set(ids))
+    await restart(life)
+
+
+# ------------------------------------------------------------------ digests
+
+
+@pytest.mark.timeout(400)  # the worker's clock waits for 09:00, and four restarts
+async def test_a_digest_partner_gets_one_digest_a_day_at_its_time_through_crashes(
+    life: RelayUnderTest,
+) -> None:
+    park = f"park-{uuid.uuid4().hex[:6]}"
+    daily = life_partner(
+        life, f"dg-daily-{park}", park, delivery={"mode": "digest", "digest_at": "09:00"}
+    )
+    now = life_partner(life, f"dg-now-{park}", park)
+    # The worker's clock at 08:58:40 Shanghai time: the digest is due in 80 seconds.
+    session_now = clock.session_clock().shanghai_now()
+    target = datetime.combine(session_now.date(), time(8, 58, 40), tzinfo=SHANGHAI)
+    if target < session_now:
+        target += timedelta(days=1)
+    ahead = (target - session_now).total_seconds()
+    await restart(life, seconds=ahead)
+    await add_partners(life, daily, now)
+    first = life_event(park, expires_on=None, normative=False)
+    second = life_event(park, expires_on=None, normative=False)
+    await life.publish_events(first, second)
+    # The immediate partner has its notices at once; the digest partner nothing yet.
+    await wait_until(lambda: len(hooks_of(life, now.id)) == 2)
+    await quiet(life, 1.0)
+    assert hooks_of(life, daily.id) == []
+    assert mails_to(life, daily.id) == []
+
+    # A crash while the notices wait: nothing is lost.
+    await restart(life, seconds=ahead)
+    await wait_until(lambda: len(hooks_of(life, daily.id)) == 1, timeout=150)
+    [hook] = hooks_of(life, daily.id)
+    assert hook.payload["type"] == "policy.digest"
+    data = hook.payload["data"]
+    assert data["count"] == 2 and data["day"] == target.date().isoformat()
+    listed = {n["document"]["id"] for n in data["notices"]}
+    assert listed == {first["document"]["id"], second["document"]["id"]}
+    acks = [n["ack_url"] for n in data["notices"]]
+    assert len(set(acks)) == 2 and all(n["delivery_id"] in n["ack_url"] for n in data["notices"])
+    await wait_until(lambda: len(mails_to(life, daily.id)) == 1)
+    [mail] = mails_to(life, daily.id)
+    assert str(mail["Subject"]).startswith("[政策汇总]") and "共2条" in str(mail["Subject"])
+    body = text_of(mail)
+    assert first["document"]["title"] in body and second["document"]["title"] in body
+    # Each held notice is settled as delivered, with the digest.
+    progress = await life.settle([first["event_id"], second["event_id"]], timeout=60)
+    held = [o for o in progress.outcomes.values() if o.partner_id == daily.id]
+    assert len(held) == 4 and all(o.status == "delivered" for o in held)
+    assert all("in the digest" in (o.detail or "") for o in held)
+
+    # Another crash: the digest is not sent again; the next day has none (nothing new).
+    await restart(life, seconds=ahead + 60)
+    await quiet(life)
+    await restart(life, days_ahead=1, seconds=ahead + 60)
+    await quiet(life)
+    assert len(hooks_of(life, daily.id)) == 1 and len(mails_to(life, daily.id)) == 1
     await restart(life)
