@@ -21,6 +21,7 @@ from relay.core.lifecycle import (
 from relay.core.logs import get_logger
 from relay.core.models import (
     AuditRecord,
+    DeliveryIntent,
     DocumentEvent,
     DocumentSource,
     EventType,
@@ -148,10 +149,12 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     )
     assert plan.state is not None
     # The calendar (reminders, catch-ups) refers to the current version by its record.
+    # The calendar (reminders, catch-ups) refers to the current version by its record,
+    # and keeps the version itself for when that record is gone.
     state = (
         plan.state
         if doc_event.type == EventType.repealed
-        else plan.state.model_copy(update={"source": source})
+        else plan.state.model_copy(update={"source": source, "document": doc})
     )
     rt.documents[doc.id] = state.model_dump(mode="json")
     log.info(
@@ -199,14 +202,14 @@ async def _calendar_tick(rt: Runtime, partition: int) -> None:
         remind = reminder_due(state, today, rt.settings.reminder_days)
         if not remind and not (catching_up and still_valid(state, today)):
             continue
-        document = await rt.accepted.document(source)
+        document = state.document or await rt.accepted.document(source)
         if document is None:  # not read yet: the next tick looks again
             rt.catch_ups.put_back(partition, pending)
             continue
         changed = state
         if remind:
             plan = plan_reminders(changed, document, lookup=book.get, judge=book.judge, now=now)
-            await _send_life_plan(rt, plan, source, "expiry reminder")
+            await _send_life_plan(rt, plan, "expiry reminder")
             assert plan.state is not None
             changed = plan.state
         if catching_up:
@@ -214,14 +217,14 @@ async def _calendar_tick(rt: Runtime, partition: int) -> None:
                 changed, document, catching_up, judge=book.judge, today=today, now=now
             )
             if plan.notifications:
-                await _send_life_plan(rt, plan, source, "catch-up")
+                await _send_life_plan(rt, plan, "catch-up")
                 assert plan.state is not None
                 changed = plan.state
         if changed is not state:
             rt.documents[doc_id] = changed.model_dump(mode="json")
 
 
-async def _send_life_plan(rt: Runtime, plan: LifePlan, source: DocumentSource, what: str) -> None:
+async def _send_life_plan(rt: Runtime, plan: LifePlan, what: str) -> None:
     """The intents and audit records of a calendar plan (as for a matched event)."""
     now = datetime.now(UTC)
     records = [
@@ -240,7 +243,22 @@ async def _send_life_plan(rt: Runtime, plan: LifePlan, source: DocumentSource, w
         for n in plan.notifications
     ]
     await rt.audit.record_many(records)
-    await _send_intents(rt, plan.notifications, source)
+    # Whole notifications, not references: the accepted record may be long gone.
+    for topic, channel_types in topics.DELIVERY_TOPICS.items():
+        await rt.out.send_intents(
+            topic,
+            [
+                DeliveryIntent(
+                    delivery_id=d.delivery_id,
+                    channel_id=d.channel_id,
+                    channel_type=d.channel_type,
+                    notification=n,
+                )
+                for n in plan.notifications
+                for d in n.deliveries
+                if d.channel_type in channel_types
+            ],
+        )
     doc = plan.notifications[0].document if plan.notifications else None
     await rt.audit.record(
         AuditRecord(

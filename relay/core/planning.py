@@ -50,6 +50,9 @@ class DocumentState(BaseModel):
     expires_on: date | None = None
     normative: bool = False
     source: DocumentSource | None = None
+    #: The current version itself: a reminder or a catch-up may come years after the
+    #: accepted-documents topic's retention let its record go.
+    document: Document | None = None
     #: The expiry date the recipients were last reminded of (ISO date).
     reminded: str | None = None
 
@@ -182,6 +185,7 @@ def plan_event(
         expires_on=doc.expires_on,
         normative=doc.normative,
         source=state.source if state else None,
+        document=state.document if state else None,
         reminded=state.reminded if state else None,
     )
     return Plan(notifications=notifications, state=new_state)
