@@ -17,12 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from relay.core import digest, topics
+from relay.core.lifecycle import expired
 from relay.core.logs import get_logger
 from relay.core.models import (
     AuditRecord,
     DeliveryIntent,
     DeliveryStatus,
     EmailChannel,
+    Notification,
     WebhookChannel,
 )
 from relay.core.outcome import Outcome, OutcomeStatus
@@ -103,7 +105,30 @@ def due_digests(
 
 async def send_digest(rt: Ports, key: str, held: digest.HeldDigest) -> list[AuditRecord]:
     """Send one day's digest of one channel and record how each of its notices ended (in
-    the ledger; the audit records are returned for the caller to write)."""
+    the ledger; the audit records are returned for the caller to write).
+
+    Notices of documents that expired while they waited are not listed: they end failed
+    for the reason ``expired``, as an immediate one would (relay.core.lifecycle.expired).
+    """
+    today = rt.clock.today()
+    stale = {did: n for did, n in held.items.items() if expired(n, today)}
+    gone: list[AuditRecord] = []
+    if stale:
+        detail = "not sent: the document expired before the digest; it is no longer relayed"
+        gone = _settle(
+            rt, held, stale, DeliveryStatus.failed, Outcome(OutcomeStatus.failed, detail), "expired"
+        )
+        for did in stale:
+            del held.items[did]
+        if not held.items:  # nothing left to send
+            rt.digests.put(key, None, held.partition)
+            await rt.ledger.flush()
+            await rt.digests.flush()
+            return gone
+    return gone + await _send(rt, key, held)
+
+
+async def _send(rt: Ports, key: str, held: digest.HeldDigest) -> list[AuditRecord]:
     partner = rt.registry.book.get(held.partner_id)
     channel = partner.channel(held.channel_id) if partner else None
     now = datetime.now(UTC)
@@ -178,10 +203,33 @@ async def _finish(
 ) -> list[AuditRecord]:
     """Each held notice ends as the digest did; the digest leaves the table. Returns the
     audit records of the notices' outcomes, for the caller to write."""
-    now = datetime.now(UTC)
     detail = f"in the digest {held.delivery_id} of {held.day.isoformat()}: {outcome.detail}"
+    audit = _settle(
+        rt,
+        held,
+        held.items,
+        status,
+        Outcome(outcome.status, detail, outcome.http_status, smtp_code=outcome.smtp_code),
+        reason,
+    )
+    rt.digests.put(key, None, held.partition)
+    await rt.ledger.flush()
+    await rt.digests.flush()
+    return audit
+
+
+def _settle(
+    rt: Ports,
+    held: digest.HeldDigest,
+    items: dict[str, Notification],
+    status: DeliveryStatus,
+    outcome: Outcome,
+    reason: str | None,
+) -> list[AuditRecord]:
+    """Record how each of ``items`` ended, in the ledger; their audit records."""
+    now = datetime.now(UTC)
     audit: list[AuditRecord] = []
-    for delivery_id, n in held.items.items():
+    for delivery_id, n in items.items():
         intent = DeliveryIntent(
             delivery_id=delivery_id,
             channel_id=held.channel_id,
@@ -193,7 +241,7 @@ async def _finish(
             entry,
             1,
             now,
-            Outcome(outcome.status, detail, outcome.http_status, smtp_code=outcome.smtp_code),
+            outcome,
             status,
             None,
             reason=reason,
@@ -205,12 +253,9 @@ async def _finish(
                 status,
                 now,
                 attempt=1,
-                detail=detail,
+                detail=outcome.detail,
                 reason=reason,
                 http_status=outcome.http_status or outcome.smtp_code,
             )
         )
-    rt.digests.put(key, None, held.partition)
-    await rt.ledger.flush()
-    await rt.digests.flush()
     return audit

@@ -166,3 +166,35 @@ async def test_a_failed_digest_is_tried_again_later_and_not_lost() -> None:
         and list(kept.items) == [intent.delivery_id]
     )
     assert rt.ledger[intent.delivery_id]["status"] == "pending"
+
+
+async def test_a_notice_whose_document_expired_while_it_waited_is_not_listed() -> None:
+    rt, intent = digest_ports(ok())
+    assert intent.notification is not None
+    doc = intent.notification.document.model_copy(
+        update={"expires_on": rt.clock.today() + timedelta(days=1)}
+    )
+    lasting = intent.notification.model_copy(update={"document": doc})
+    await handle(rt, intent.model_copy(update={"notification": lasting}))
+    other = intent.model_copy(
+        update={
+            "delivery_id": "dlv_test_2",
+            "notification": intent.notification.model_copy(
+                update={"document": doc.model_copy(update={"expires_on": None})}
+            ),
+        }
+    )
+    await handle(rt, other)
+    rt.clock = Clock(timedelta(days=2, minutes=1))  # the first document has expired
+    owned = {(topics.DELIVER_WEBHOOK, 0)}
+    [(key, due)] = digests.due_digests(rt, owned, list(rt.digests.items()))
+    records = await digests.send_digest(rt, key, due)
+    [sent] = rt.webhooks.sent
+    listed = [n["delivery_id"] for n in json.loads(sent["body"])["data"]["notices"]]
+    assert listed == ["dlv_test_2"]
+    assert rt.ledger[intent.delivery_id]["reason"] == "expired"
+    assert rt.ledger["dlv_test_2"]["status"] == "delivered"
+    assert sorted((r.delivery_id, r.kind) for r in records) == [
+        ("dlv_test_1", "delivery.failed"),
+        ("dlv_test_2", "delivery.delivered"),
+    ]
