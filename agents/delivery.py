@@ -22,7 +22,9 @@ from relay.core.models import (
     delivery_intents,
 )
 from relay.core.outcome import Outcome, OutcomeStatus
+from relay.runtime import digests
 from relay.runtime.deliver import handle, rng, unsendable
+from relay.runtime.ledger import table_items
 from relay.runtime.producing import INTENT_BUNDLE
 
 if TYPE_CHECKING:
@@ -49,6 +51,31 @@ def install(rt: Runtime) -> None:
         # Named after the topic: email, webhook, chat (the group robots).
         _install_delivery(rt, topic.rsplit(".", 1)[-1], topic)
     _install_retry(rt)
+    _install_digests(rt)
+
+
+def _install_digests(rt: Runtime) -> None:
+    """The digest ticker: sends the due digests held in the partitions this worker owns."""
+    sending = asyncio.Lock()
+
+    async def digest_ticker() -> None:
+        if sending.locked():
+            return  # the last tick is still sending
+        async with sending:
+            try:
+                owned = {(tp.topic, tp.partition) for tp in rt.app.consumer.assignment()}
+            except Exception:  # no consumer yet, or mid-rebalance
+                return
+            if rt.app.rebalancing:
+                return
+            for key, held in digests.due_digests(rt, owned, table_items(rt.digests)):
+                try:
+                    audit = await digests.send_digest(rt, key, held)
+                    await rt.audit.record_many(audit)
+                except Exception:
+                    log.exception("digest_failed", key=key)
+
+    rt.app.timer(rt.settings.calendar_tick)(digest_ticker)
 
 
 def _install_delivery(rt: Runtime, channel_type: str, topic: str) -> None:
@@ -91,6 +118,8 @@ async def _deliver_batch(rt: Runtime, events: list[EventT[Any]], channel_type: s
                         )
 
     await asyncio.gather(*(run(items) for items in per_partner.values()))
+    # Notices held for a digest are in the digests table before the ledger says so.
+    await rt.digests.flush()
     # The batch's ledger entries (a record per partition) and outcomes (a value per
     # document), written together before it is acked.
     await asyncio.gather(rt.ledger.flush(), rt.audit.record_many(audit))

@@ -131,7 +131,7 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
     from relay.adapters import kafka
     from relay.adapters.files import read_events
     from relay.core import topics
-    from relay.core.intake import default_checks, encode_event, today_in_shanghai, validate_event
+    from relay.core.intake import default_checks, encode_event, validate_event
     from relay.core.models.limits import MAX_FILE_BYTES
 
     if source == "-":
@@ -141,7 +141,7 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
         events = read_events(None, text)
     else:
         events = read_events(Path(source))
-    today: date = today_in_shanghai()
+    today: date = settings.clock.today()
     accepted: list[tuple[str, str | None, bytes | None]] = []
     rejected = 0
     for ev in events:

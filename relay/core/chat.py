@@ -212,6 +212,7 @@ class _Frame:
     url: str
     interpretation_url: str | None
     ack_url: str
+    catch_up: bool = False
 
 
 class _Texts(NamedTuple):
@@ -309,6 +310,7 @@ def _frame(
         url=doc.url,
         interpretation_url=doc.interpretation_url,
         ack_url=ack,
+        catch_up=notification.catch_up,
     )
     lines = why_lines(notification, why) or [f"本政策的适用范围与贵{frame.unit}登记的情况相符"]
     texts = _Texts(
@@ -363,8 +365,16 @@ def _lead(f: _Frame, t: _Texts) -> str:
                 f"{earlier}，特此告知。如已转发，请向相关企业说明适用范围的变化。"
             )
         return f"{head}如已转发此前的版本，请将修订情况告知相关{f.members}。"
-    return (
+    lead = (
         f"{who}现推送一项与贵{f.unit}{f.members}相关的政策，请结合实际转发给符合条件的{f.members}。"
+    )
+    return lead + _catch_up_line(f) if f.catch_up else lead
+
+
+def _catch_up_line(f: _Frame) -> str:
+    return (
+        f"【补发】这是一项此前发布、目前仍然有效的政策；贵{f.unit}新加入政策接力或扩大了"
+        "登记的覆盖范围或关注领域，因此补发给您。"
     )
 
 

@@ -30,3 +30,9 @@ def delivery_id(notification_id: str, channel_id: str) -> str:
 def _digest(*parts: str) -> str:
     # NUL cannot occur in any of the parts, so distinct tuples never collide by concatenation.
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def reminder_notification_id(document_id: str, expires_on: str, partner_id: str) -> str:
+    """One expiry reminder per (document, expiry date, partner): a revision that moves the
+    expiry date gets a reminder of its own, a repeat of the same one never."""
+    return f"ntf_{_digest('expiring', document_id, expires_on, partner_id)}"

@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from relay.core.clock import REAL, SHANGHAI, Clock
 from relay.core.errors import InvalidEvent, InvalidJSON, UnknownCode
 from relay.core.models import DocumentEvent, EventType, Rejection
 from relay.core.models.limits import (
@@ -27,13 +27,9 @@ from relay.core.models.limits import (
 Check = Callable[[DocumentEvent], None]
 
 
-#: Validity dates in documents are Shanghai calendar dates.
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def today_in_shanghai() -> date:
-    """Today in Shanghai: what "expired" is judged against."""
-    return datetime.now(SHANGHAI).date()
+def today_in_shanghai(clock: Clock = REAL) -> date:
+    """Today in Shanghai on ``clock``: what "expired" is judged against."""
+    return clock.today()
 
 
 def check_codes(event: DocumentEvent) -> None:

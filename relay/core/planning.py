@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
@@ -47,8 +47,16 @@ class DocumentState(BaseModel):
     event_ids: list[str] = Field(default_factory=list)
     #: partner id → the last version that partner was notified of.
     recipients: dict[str, int] = Field(default_factory=dict)
-    #: Where the current version was accepted, so a revision can be compared with it.
+    #: What the calendar needs (relay.core.lifecycle): the current version's validity and
+    #: its record in the accepted-documents topic, so reminders and catch-ups can refer to it.
+    expires_on: date | None = None
+    normative: bool = False
     source: DocumentSource | None = None
+    #: The current version itself: a reminder or a catch-up may come years after the
+    #: accepted-documents topic's retention let its record go.
+    document: Document | None = None
+    #: The expiry date the recipients were last reminded of (ISO date).
+    reminded: str | None = None
 
 
 @dataclass
@@ -190,6 +198,10 @@ def plan_event(
         repealed=event.type == EventType.repealed,
         event_ids=((state.event_ids if state else []) + [event.event_id])[-EVENT_MEMORY:],
         recipients=recipients,
-        source=source,
+        expires_on=doc.expires_on,
+        normative=doc.normative,
+        source=source if source is not None else (state.source if state else None),
+        document=state.document if state else None,
+        reminded=state.reminded if state else None,
     )
     return Plan(notifications=notifications, state=new_state)

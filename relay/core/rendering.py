@@ -127,6 +127,15 @@ def subject(document: Document, notice: NoticeType = NoticeType.relayed) -> str:
     return f"{label} {one_line(document.title)}（{one_line(document.doc_number)}）"
 
 
+#: The subject label of an expiry reminder.
+REMINDER_PREFIX = NOTICE_LABELS[NoticeType.expiring]
+
+
+def notice_subject(notification: Notification) -> str:
+    """The subject of one notification (its kind's label, title and 文号)."""
+    return subject(notification.document, notification.type)
+
+
 def shanghai_today(now: datetime) -> date:
     """The Shanghai calendar day at ``now`` (naive = UTC)."""
     return _aware(now).astimezone(SHANGHAI).date()
@@ -342,6 +351,7 @@ def _envelope(
             "changes_computed": notification.changes_computed,
             "changes_from": notification.changes_from,
             "forward_text": forward_text(notification, today),
+            "catch_up": notification.catch_up,
             "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
         },
     }
@@ -371,6 +381,8 @@ def notice_context(notification: Notification, today: date) -> dict[str, Any]:
         "expiry": expiry_sentence(doc, today),
         "lead": lead(notification, today),
         "words": words,
+        "members": words.members,
+        "unit": words.unit,
         "forward_head": (f"{'告知' if repeal else '转发给'}{words.members}（可直接复制以下内容）"),
         "forward_note": (
             f"请告知此前收到本政策的{words.members}停止适用。"

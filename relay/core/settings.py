@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from relay.core.clock import Clock, parse_offset
 from relay.core.errors import ConfigError
 
 #: Like the best webhook services: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -114,6 +115,13 @@ class Settings(BaseSettings):
     channel_rate: float = Field(default=20.0, gt=0)
     #: Records waiting but nothing read for this long: the worker stops, to be restarted.
     stall_timeout: float = Field(default=120.0, gt=0)
+    #: Tests and dev only: move the policy calendar (expiry, reminders, digests) by this
+    #: much, e.g. ``3650d`` or ``-12h`` (see relay.core.clock). Refused in production.
+    clock_offset: str | None = None
+    #: Expiry reminders go this many days before a normative document's expires_on.
+    reminder_days: int = Field(default=30, ge=1, le=366)
+    #: How often each worker looks for due expiry reminders and digests (seconds).
+    calendar_tick: float = Field(default=60.0, gt=0)
     partners_file: Path | None = None
     data_dir: Path = Path(".relay")
     log_level: str = "info"
@@ -136,6 +144,13 @@ class Settings(BaseSettings):
     def _positive_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if any(v < 0 for v in value):
             raise ValueError("retry delays must be zero or positive seconds")
+        return value
+
+    @field_validator("clock_offset")
+    @classmethod
+    def _offset_form(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_offset(value)
         return value
 
     @field_validator("broker_url")
@@ -176,6 +191,18 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Settings:
         """A validated copy with ``changes`` applied (``model_copy`` would skip validation)."""
         return type(self).model_validate({**self.model_dump(), **changes})
+
+    @property
+    def clock(self) -> Clock:
+        """The policy calendar; :class:`ConfigError` for a moved clock in production."""
+        if self.clock_offset is None:
+            return Clock()
+        if self.profile == Profile.production:
+            raise ConfigError(
+                "RELAY_CLOCK_OFFSET is for tests and the dev profile only: in production "
+                "the policy calendar is the real one"
+            )
+        return Clock(parse_offset(self.clock_offset))
 
     @property
     def broker(self) -> str:

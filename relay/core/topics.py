@@ -16,6 +16,9 @@ DELIVER_CHAT = "relay.deliveries.chat"
 RETRY = "relay.retry"
 AUDIT = "relay.audit"
 DEAD_LETTER = "relay.dead-letter"
+#: The value of a calendar tick on ACCEPTED: "look for due expiry reminders and pending
+#: catch-ups in this partition" (the match agent owns the documents' state there).
+CALENDAR_TICK = b'{"calendar_tick":true}'
 #: Every worker's beat: the partitions it holds and how far it read them (relay.coverage).
 WORKERS = "relay.workers"
 
@@ -46,6 +49,10 @@ class TopicSpec:
     partitions: int | None = None
     #: Topic configuration on Apache Kafka (the embedded broker ignores it).
     config: tuple[tuple[str, str], ...] = ()
+
+
+def spec(name: str) -> TopicSpec:
+    return next(s for s in ALL if s.name == name)
 
 
 ALL = (

@@ -18,6 +18,7 @@ from relay.adapters import kafka
 from relay.adapters.files import load_partners, read_events
 from relay.core import topics
 from relay.core.chatbots import FACTS, Platform
+from relay.core.clock import rebase_sample
 from relay.core.models import FINAL_STATUSES, DeliveryStatus, Document, DocumentEvent, audit_records
 from relay.core.settings import Settings
 from relay.core.settling import Progress
@@ -51,13 +52,16 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             f"  broker {stack.broker_url} · worker {stack.web_url} · "
             f"{len(partners)} sample partners loaded ({time.monotonic() - t0:.1f}s)"
         )
+        # The samples' dates move with the calendar, so the demo's outcomes do not.
+        today = (stack.worker_settings or settings).clock.today()
         records: list[tuple[str, str | None, bytes | None]] = []
         expected: list[str] = []
         titles: dict[str, str] = {}
         documents: dict[str, Document] = {}
         for path in files:
             for ev in read_events(path):
-                data: dict[str, Any] = ev.data if isinstance(ev.data, dict) else {}
+                value = rebase_sample(ev.data, today)
+                data: dict[str, Any] = value if isinstance(value, dict) else {}
                 doc: dict[str, Any] = data.get("document") or {}
                 if not isinstance(doc, dict):
                     doc = {}
@@ -75,7 +79,7 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
                     (
                         topics.DOCUMENTS,
                         doc.get("id"),
-                        json.dumps(ev.data, ensure_ascii=False).encode(),
+                        json.dumps(value, ensure_ascii=False).encode(),
                     )
                 )
         await kafka.produce(stack.worker_settings or settings, records)

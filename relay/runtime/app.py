@@ -24,6 +24,7 @@ from relay.core.intake import Check, default_checks
 from relay.core.retry import RateLimiter, RetryPolicy
 from relay.core.settings import GroupTiming, Profile, Settings
 from relay.runtime.audit import AuditLog
+from relay.runtime.calendar import PendingCatchUps
 from relay.runtime.channels import ChannelSwitch
 from relay.runtime.documents import AcceptedDocuments
 from relay.runtime.group_watch import GroupWatch
@@ -83,6 +84,8 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The policy calendar (expiry, reminders, digests); moved only in tests and dev.
+        self.clock = settings.clock
         self.app = faust.App(settings.app_id, **faust_settings(settings))
         self.topics: dict[str, TopicT] = {
             spec.name: self.app.topic(
@@ -109,10 +112,18 @@ class Runtime:
         # "partner/channel" → a group robot's pacing window (relay.core.pacing), written
         # before each message goes.
         self.bot_windows = batched_table(self.app, "bot-windows", settings.topic_partitions)
+        # "partner/channel/day" → a day's digest while it waits (relay.core.digest), in
+        # the partner's partition of the delivery topics, like the ledger.
+        self.digests = batched_table(self.app, "digests", settings.topic_partitions)
         self.limiter = RateLimiter(settings.channel_rate)
         self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.counters: Counter[str] = Counter()
         self.registry = Registry(settings)
+        #: Partners with catch_up on, waiting to be looked for in each documents partition.
+        self.catch_ups = PendingCatchUps(
+            topics.spec(topics.ACCEPTED).partitions or settings.topic_partitions
+        )
+        self.registry.listeners.append(self.catch_ups.heard)
         self.accepted = AcceptedDocuments(settings)
         self.trace = TraceView(settings)
         self.accepted.listeners.append(self.trace.add_document)

@@ -30,6 +30,9 @@ from urllib.parse import urlsplit
 from relay.core import pacing, rendering, topics
 from relay.core.chat import chat_message
 from relay.core.chatbots import CHAT_TYPES, FACTS, Platform
+from relay.core.clock import Clock
+from relay.core.digest import holds
+from relay.core.lifecycle import expired
 from relay.core.logs import get_logger
 from relay.core.matching.explain import explain
 from relay.core.models import (
@@ -102,6 +105,8 @@ class Ports(Protocol):
     @property
     def settings(self) -> Settings: ...
     @property
+    def clock(self) -> Clock: ...
+    @property
     def ledger(self) -> Ledger: ...
     @property
     def channel_health(self) -> Table: ...
@@ -121,6 +126,8 @@ class Ports(Protocol):
     def chat(self) -> ChatTransport: ...
     @property
     def bot_windows(self) -> Ledger: ...
+    @property
+    def digests(self) -> Ledger: ...
     @property
     def out(self) -> Out: ...
     @property
@@ -249,6 +256,18 @@ async def handle(
     if seen == EARLY:
         await _not_due_yet(rt, intent, entry["next_attempt_at"])
         return
+    if expired(intent.full, rt.clock.today()):
+        _expired(rt, intent, entry, audit, partition, started_at)
+        return
+    if intent.attempt == 1 and intent.replays == 0:
+        from relay.runtime import digests  # it builds on this module
+
+        if digests.held_already(entry):
+            rt.counters["delivery.repeat_suppressed"] += 1
+            return
+        if holds(rt.registry.book.get(intent.partner_id), intent.channel_type):
+            digests.hold(rt, intent, entry, audit, partition)
+            return
     if intent.channel_type in CHAT_TYPES and await _paced(rt, intent, partition):
         return  # not its turn at the robot yet: parked until its slot, not an attempt
     outcome = await attempt(rt, intent)
@@ -328,6 +347,47 @@ async def handle(
         # The outcome and its follow-up are recorded: a health-keeping failure must not
         # dead-letter the delivery as well.
         log.exception("channel_health_failed", delivery_id=intent.delivery_id)
+
+
+def _expired(
+    rt: Ports,
+    intent: DeliveryIntent,
+    entry: dict[str, Any],
+    audit: list[AuditRecord],
+    partition: int,
+    now: datetime,
+) -> None:
+    """Recorded as failed for the reason ``expired``: final, not retried, not dead-lettered
+    (a replay would be refused the same way)."""
+    n = intent.full
+    detail = (
+        f"not sent: the document expired on {n.document.expires_on}; an expired policy is "
+        "no longer relayed"
+    )
+    rt.counters["delivery.expired_not_sent"] += 1
+    log.info("delivery_expired_not_sent", delivery_id=intent.delivery_id, document_id=n.document.id)
+    outcome = Outcome(OutcomeStatus.failed, detail)
+    record_attempt(
+        entry,
+        intent.attempt,
+        now,
+        outcome,
+        DeliveryStatus.failed,
+        None,
+        replay=intent.replays,
+        reason="expired",
+    )
+    rt.ledger.put(intent.delivery_id, entry, partition)
+    audit.append(
+        outcome_record(
+            intent,
+            DeliveryStatus.failed,
+            now,
+            attempt=intent.attempt,
+            detail=detail,
+            reason="expired",
+        )
+    )
 
 
 async def _paced(rt: Ports, intent: DeliveryIntent, partition: int) -> bool:

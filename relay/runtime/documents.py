@@ -30,6 +30,8 @@ class AcceptedDocuments(TopicFollower):
         self.listeners: list[Callable[[DocumentEvent], None]] = []
 
     def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
+        if msg.value == topics.CALENDAR_TICK:
+            return
         try:
             event = DocumentEvent.model_validate_json(msg.value or b"")
         except ValidationError as e:

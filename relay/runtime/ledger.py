@@ -97,6 +97,14 @@ def table_get(table: Any, key: str) -> Any:
     return store.data.get(key)
 
 
+def table_items(table: Any) -> list[tuple[str, Any]]:
+    """A snapshot of every key and value the worker holds of a memory-store table (the
+    partitions it is active or standby for)."""
+    store = table.data
+    assert isinstance(store, MemoryStore)
+    return list(store.data.items())
+
+
 _T = TypeVar("_T", bound=LookupTable)
 
 

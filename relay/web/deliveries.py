@@ -17,8 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 
 from relay.core import tokens, topics
+from relay.core.clock import SHANGHAI
 from relay.core.errors import InvalidJSON
-from relay.core.intake import SHANGHAI
 from relay.core.logs import get_logger
 from relay.core.models import AuditRecord
 from relay.core.models.limits import NOTE_MAX, read_json

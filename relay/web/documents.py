@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 
 from relay.core import topics
 from relay.core.errors import InvalidEvent, InvalidJSON
-from relay.core.intake import encode_event, today_in_shanghai, too_large, validate_event
+from relay.core.intake import encode_event, too_large, validate_event
 from relay.core.models.limits import MAX_EVENT_BYTES, read_json
 from relay.web.errors import ApiError, not_found, responses
 from relay.web.schemas import DocumentAccepted, DocumentTraceOut, ReplayRequest, ReplayResult
@@ -46,7 +46,7 @@ async def publish(request: Request, rt: Rt, _: Operator) -> DocumentAccepted:
             data = read_json(raw)
         except InvalidJSON as e:
             raise InvalidEvent(e.reason, f"the body is {e.message}") from e
-        event = validate_event(data, today=today_in_shanghai(), checks=rt.checks)
+        event = validate_event(data, today=rt.clock.today(), checks=rt.checks)
         value = encode_event(event)
     except InvalidEvent as e:
         message = e.message

@@ -169,6 +169,7 @@ async def create_partner(
                 interests=body.interests,
                 paused=body.paused,
                 delivery=body.delivery,
+                catch_up=body.catch_up,
                 channels=channels,
                 token_hashes=[tokens.hash_token(token)],
             )

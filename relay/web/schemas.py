@@ -257,6 +257,7 @@ class PartnerCreate(Strict):
     interests: Interests = Field(default_factory=Interests)
     paused: StrictBool = False
     delivery: DeliveryPrefs = Field(default_factory=DeliveryPrefs)
+    catch_up: StrictBool = False
     channels: list[ChannelIn] = Field(default_factory=list, max_length=CHANNELS_MAX)
 
 
@@ -268,6 +269,7 @@ class PartnerUpdate(Strict):
     interests: Interests | None = None
     paused: StrictBool | None = None
     delivery: DeliveryPrefs | None = None
+    catch_up: StrictBool | None = None
 
 
 class PartnerOut(BaseModel):
@@ -278,6 +280,7 @@ class PartnerOut(BaseModel):
     interests: Interests
     paused: bool
     delivery: DeliveryPrefs
+    catch_up: bool = False
     channels: list[ChannelOut]
 
 
@@ -291,6 +294,7 @@ def partner_out(p: Partner, now: datetime) -> PartnerOut:
         interests=p.interests,
         paused=p.paused,
         delivery=p.delivery,
+        catch_up=p.catch_up,
         channels=[channel_out(c, now) for c in p.channels],
     )
 

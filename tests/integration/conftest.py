@@ -28,6 +28,7 @@ from relay.core.settings import Settings
 from relay.core.settling import Progress
 from relay.embedded.broker import free_port
 from relay.embedded.stack import Stack
+from tests.helpers import clock
 from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,8 @@ DOCS = ROOT / "examples" / "documents"
 
 
 def sample_event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((DOCS / name).read_text(encoding="utf-8"))
+    """A sample event, its dates moved with the session's calendar (tests.helpers.clock)."""
+    data: dict[str, Any] = clock.sample(json.loads((DOCS / name).read_text(encoding="utf-8")))
     return data
 
 
@@ -94,6 +96,10 @@ def run_relay_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m relay ARGS`` as a user would, against the test broker if given."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    if "RELAY_CLOCK_OFFSET" in os.environ:
+        # The session's moved calendar reaches the commands too (a dev-only setting).
+        full_env["RELAY_CLOCK_OFFSET"] = os.environ["RELAY_CLOCK_OFFSET"]
+        full_env["RELAY_PROFILE"] = "dev"
     if relay is not None:
         full_env["RELAY_BROKER_URL"] = relay.settings.broker
     full_env.update(env or {})

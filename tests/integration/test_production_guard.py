@@ -48,15 +48,15 @@ class ProductionStack(Stack):
     """The embedded stack, its worker in the production profile refusing private webhooks."""
 
     def worker_env(self) -> dict[str, str]:
-        env = super().worker_env() | {
+        # Production sends robot messages to the platforms, never to the stack's sink, and
+        # keeps the real calendar (it refuses RELAY_CLOCK_OFFSET, which a test session may set).
+        dev_only = ("RELAY_BOT_SINK_URL", "RELAY_CLOCK_OFFSET")
+        env = {k: v for k, v in super().worker_env().items() if k not in dev_only}
+        return env | {
             "RELAY_PROFILE": "production",
             "RELAY_ALLOW_PRIVATE_WEBHOOKS": "false",
             **EMBEDDED_BROKER_TIMINGS,
         }
-        # In production robot messages go to the platforms, never to the dev robot sink
-        # (the worker refuses to start with one).
-        env.pop("RELAY_BOT_SINK_URL", None)
-        return env
 
 
 class Listener:

@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 
 from relay.core import topics
+from relay.core.clock import Clock as PolicyClock
 from relay.core.models import AuditRecord, BotChannel, DeliveryIntent, DeliveryStatus, Partner
 from relay.core.outcome import Outcome, OutcomeStatus
 from relay.core.retry import Decision, RateLimiter, RetryPolicy, decide
 from relay.core.settings import Settings
 from relay.runtime import deliver
+from tests.helpers.clock import session_clock
 from tests.unit.factories import SECRET, make_notification
 
 WEBHOOK_URL = "https://hooks.example.org/policy"
@@ -172,6 +174,8 @@ class FakePorts:
     metrics: FakeMetrics = field(default_factory=FakeMetrics)
     chat: FakeChat = field(default_factory=FakeChat)
     bot_windows: FakeWindows = field(default_factory=lambda: FakeWindows([]))
+    digests: FakeLedger = field(default_factory=FakeLedger)
+    clock: PolicyClock = field(default_factory=session_clock)
 
     def __post_init__(self) -> None:
         # One journal, in the order things happen.
@@ -613,3 +617,24 @@ def test_decide_honours_a_longer_retry_after() -> None:
 def test_decide_gives_up_past_the_end_of_the_schedule() -> None:
     d = decided(Outcome(OutcomeStatus.retry, "HTTP 503", 503), attempt=3)
     assert (d.status, d.reason, d.dead_letter) == (DeliveryStatus.dead, "retries_exhausted", True)
+
+
+async def test_a_notice_of_an_expired_document_is_not_sent_nor_retried_nor_dead_lettered() -> None:
+    rt, intent = ports(ok())
+    assert intent.notification is not None
+    doc = intent.notification.document.model_copy(
+        update={"expires_on": rt.clock.today() - timedelta(days=1)}
+    )
+    stale = intent.model_copy(
+        update={"notification": intent.notification.model_copy(update={"document": doc})}
+    )
+    audit = await handle(rt, stale)
+    assert rt.webhooks.sent == []
+    assert rt.out.records == [] and rt.parking.dead == []
+    entry = rt.ledger["dlv_test_1"]
+    assert entry["status"] == "failed" and entry["reason"] == "expired"
+    [record] = audit
+    assert record.kind == "delivery.failed" and record.reason == "expired"
+    # A copy (a replay, a batch read again) is recognised as the same attempt.
+    await handle(rt, stale)
+    assert rt.webhooks.sent == [] and rt.counters["delivery.repeat_suppressed"] == 1

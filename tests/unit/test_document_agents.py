@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -17,9 +18,12 @@ from relay.core import topics
 from relay.core.errors import InvalidEvent
 from relay.core.models import INTENT_JSON, AuditRecord, DocumentSource, delivery_intents
 from relay.core.retry import RateLimiter
+from relay.core.settings import Settings
 from relay.runtime.app import Runtime
+from relay.runtime.calendar import PendingCatchUps
 from relay.runtime.metrics import Metrics
 from relay.runtime.registry import PartnerBook
+from tests.helpers.clock import session_clock
 from tests.unit.factories import event, partner
 
 REGION = "310118106"
@@ -64,6 +68,7 @@ def fake_runtime(*partners: Any) -> Any:
     counters: Counter[str] = Counter()
     return SimpleNamespace(
         checks=(),
+        clock=session_clock(),
         documents={},
         registry=SimpleNamespace(book=book),
         metrics=Metrics(counters, dict),
@@ -144,3 +149,51 @@ async def test_match_ignores_the_same_event_a_second_time() -> None:
     await agent._match_one(cast(Runtime, rt), raw, source)
     assert sum(len(v) for v in rt.out.intents.values()) == planned
     assert rt.audit.records[-1].kind == "event.duplicate"
+
+
+async def test_reminders_and_catch_ups_come_from_the_kept_document_when_its_record_is_gone() -> (
+    None
+):
+    """Years on, the accepted-documents topic may no longer hold the record: the state
+    keeps the current version, and the calendar's intents carry it whole."""
+    member = partner("p-1", coverage={"regions": [REGION]})
+    joiner = partner("p-2", coverage={"regions": [REGION]}, catch_up=True)
+    rt = fake_runtime(member)
+    rt.settings = Settings(reminder_days=30, clock_offset=None)
+    rt.catch_ups = PendingCatchUps(4)
+
+    async def gone(source: DocumentSource, timeout: float = 10.0) -> None:
+        return None
+
+    rt.accepted = SimpleNamespace(document=gone)
+    expires = (rt.clock.today() + timedelta(days=10)).isoformat()
+    await agent._match_one(
+        cast(Runtime, rt),
+        published(id="DOC-R", normative=True, expires_on=expires),
+        DocumentSource(partition=1, offset=5),
+    )
+    rt.out.intents.clear()
+    rt.registry.book.apply(joiner.id, joiner.model_dump_json().encode())
+    rt.catch_ups.heard(joiner.id, joiner)
+    await agent._calendar_tick(cast(Runtime, rt), 1)
+    sent = [i for intents in rt.out.intents.values() for i in intents]
+    kinds = sorted((i.notification.type.value, i.partner_id) for i in sent)
+    assert kinds == [
+        ("policy.expiring", "p-1"),
+        ("policy.expiring", "p-1"),
+        ("policy.relayed", "p-2"),
+        ("policy.relayed", "p-2"),
+    ]
+    assert all(i.ref is None and i.notification.document.id == "DOC-R" for i in sent)
+    assert [
+        n.catch_up
+        for n in {i.notification.notification_id: i.notification for i in sent}.values()
+        if n.partner_id == "p-2"
+    ] == [True]
+    state = rt.documents["DOC-R"]
+    assert state["reminded"] == expires and set(state["recipients"]) == {"p-1", "p-2"}
+    # The next tick finds nothing more to do.
+    rt.out.intents.clear()
+    rt.catch_ups.heard(joiner.id, joiner)
+    await agent._calendar_tick(cast(Runtime, rt), 1)
+    assert rt.out.intents == {}

@@ -270,6 +270,9 @@ class Partner(BaseModel):
     interests: Interests = Field(default_factory=Interests)
     paused: StrictBool = False
     delivery: DeliveryPrefs = Field(default_factory=DeliveryPrefs)
+    #: On joining, or widening coverage or interests: receive the still-valid documents
+    #: that now match, each once, marked as catch-up.
+    catch_up: StrictBool = False
     channels: list[Channel] = Field(default_factory=list, max_length=CHANNELS_MAX)
     #: SHA-256 hashes of the partner's API tokens (the tokens themselves are never stored).
     token_hashes: list[ShortId] = Field(default_factory=list, repr=False, max_length=TOKENS_MAX)

@@ -102,6 +102,9 @@ class Notification(BaseModel):
     #: Revisions: the fields that differ from the version before (``changes_from``).
     changes_computed: list[FieldChange] = Field(default_factory=list)
     changes_from: int | None = None
+    #: Catch-up: an earlier, still valid policy sent because the partner joined or widened
+    #: its coverage or interests (partner ``catch_up: true``).
+    catch_up: bool = False
     planned_at: datetime
 
 
@@ -199,6 +202,7 @@ class NotificationRef(BaseModel):
     prior_recipient_only: bool = False
     changes_computed: list[FieldChange] = Field(default_factory=list)
     changes_from: int | None = None
+    catch_up: bool = False
     planned_at: datetime
 
     @classmethod
@@ -226,6 +230,7 @@ class NotificationRef(BaseModel):
             prior_recipient_only=self.prior_recipient_only,
             changes_computed=self.changes_computed,
             changes_from=self.changes_from,
+            catch_up=self.catch_up,
             planned_at=self.planned_at,
         )
 
@@ -383,6 +388,7 @@ def first_attempt_ref(n: Notification, source: DocumentSource) -> dict[str, Any]
         "prior_recipient_only": n.prior_recipient_only,
         "changes_computed": n.changes_computed,
         "changes_from": n.changes_from,
+        "catch_up": n.catch_up,
         "planned_at": n.planned_at,
     }
     # As exclude_none would (it skips dicts' own keys).
