@@ -104,3 +104,34 @@ def rebase_sample(event: Any, today: date) -> Any:
             moved = shift_years(at.date(), years)
             out["occurred_at"] = at.replace(year=moved.year, day=moved.day).isoformat()
     return out
+
+
+def rebase_sample_days(event: Any, today: date) -> Any:
+    """A copy of a sample document event with its dates moved by whole *days*, so that, seen
+    from ``today``, it is exactly as far from each date as from ``SAMPLES_WRITTEN`` (a sample
+    written to expire 20 days after it always expires in 20 days: the demo's expiry
+    reminder). Anything that is not such an event is returned unchanged."""
+    days = (today - SAMPLES_WRITTEN).days
+    if not isinstance(event, dict) or not days:
+        return event
+    out = dict(event)
+    doc = out.get("document")
+    if isinstance(doc, dict):
+        doc = dict(doc)
+        for name in _DATE_FIELDS:
+            value = doc.get(name)
+            if isinstance(value, str):
+                try:
+                    doc[name] = (date.fromisoformat(value) + timedelta(days=days)).isoformat()
+                except ValueError:
+                    pass
+        out["document"] = doc
+    occurred = out.get("occurred_at")
+    if isinstance(occurred, str):
+        try:
+            out["occurred_at"] = (
+                datetime.fromisoformat(occurred) + timedelta(days=days)
+            ).isoformat()
+        except ValueError:
+            pass
+    return out

@@ -8,6 +8,7 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from datetime import date, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,17 +19,32 @@ from relay.adapters import kafka
 from relay.adapters.files import load_partners, read_events
 from relay.core import topics
 from relay.core.chatbots import FACTS, Platform
-from relay.core.clock import rebase_sample
-from relay.core.models import FINAL_STATUSES, DeliveryStatus, Document, DocumentEvent, audit_records
+from relay.core.clock import rebase_sample, rebase_sample_days
+from relay.core.lifecycle import catch_up_event_id, reminder_event_id
+from relay.core.matching.reference import match_partner
+from relay.core.models import (
+    FINAL_STATUSES,
+    DeliveryStatus,
+    Document,
+    DocumentEvent,
+    EventType,
+    Partner,
+    audit_records,
+)
 from relay.core.settings import Settings
 from relay.core.settling import Progress
 from relay.embedded import report
 from relay.embedded.sinks import BotSink
-from relay.embedded.stack import Stack
+from relay.embedded.stack import Stack, import_partners
 
 #: The samples: the repository's config/ and examples/ folders, package data in a wheel.
 SAMPLE_PARTNERS = Path(str(files("relay.config"))) / "partners.yaml"
 SAMPLE_DOCUMENTS = Path(str(files("relay.examples"))) / "documents"
+#: A sample partner that joins once the first notices have settled (catch-up).
+JOINING_PARTNERS = Path(str(files("relay.config"))) / "partners-joining.yaml"
+#: Samples whose dates move by days, not years, with the calendar: the one the demo's expiry
+#: reminder is about stays 20 days from expiring.
+DAY_SHIFTED = "expiring-soon"
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:
@@ -42,6 +58,9 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
     """Start the stack, publish the samples, wait for every delivery to settle, report."""
     t0 = time.monotonic()
     partners = load_partners(settings.partners_file or SAMPLE_PARTNERS)
+    joining = [] if settings.partners_file else load_partners(JOINING_PARTNERS)
+    # Reminders and catch-ups are looked for every second, not every minute.
+    settings = settings.replace(calendar_tick=min(settings.calendar_tick, 1.0))
     files = sorted(SAMPLE_DOCUMENTS.glob("*.json"))
     say = _printer(out)
     say("Policy Relay demo — embedded broker (in memory: it forgets everything when it stops)")
@@ -58,9 +77,11 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
         expected: list[str] = []
         titles: dict[str, str] = {}
         documents: dict[str, Document] = {}
+        events: dict[str, DocumentEvent] = {}
         for path in files:
             for ev in read_events(path):
-                value = rebase_sample(ev.data, today)
+                rebase = rebase_sample_days if DAY_SHIFTED in path.name else rebase_sample
+                value = rebase(ev.data, today)
                 data: dict[str, Any] = value if isinstance(value, dict) else {}
                 doc: dict[str, Any] = data.get("document") or {}
                 if not isinstance(doc, dict):
@@ -69,7 +90,8 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
                 if isinstance(eid, str):
                     expected.append(eid)
                     with contextlib.suppress(ValidationError):
-                        documents[eid] = DocumentEvent.model_validate(data).document
+                        events[eid] = DocumentEvent.model_validate(data)
+                        documents[eid] = events[eid].document
                     titles[eid] = (
                         f"■ {path.name}: {doc.get('id')} v{doc.get('version')} "
                         f"{data.get('type')} — {doc.get('title')}"
@@ -82,7 +104,15 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
                         json.dumps(value, ensure_ascii=False).encode(),
                     )
                 )
-        await kafka.produce(stack.worker_settings or settings, records)
+        ws = stack.worker_settings or settings
+        # Expiry reminders the calendar will send (normative, expiring within the days).
+        for d in _current_versions(events, today):
+            if reminder_due_for(d, today, ws.reminder_days):
+                assert d.expires_on is not None
+                rid = reminder_event_id(d.id, d.expires_on)
+                expected.append(rid)
+                titles[rid] = f"■ 到期提醒 expiry reminder: {d.id} — {d.title}"
+        await kafka.produce(ws, records)
         say(f"  published {len(records)} sample document events; waiting for deliveries…")
         progress = Progress(expected)
 
@@ -102,6 +132,11 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             timeout,
         )
         say(report.render(progress, titles, partners=partners, documents=documents))
+        if settled and joining:
+            later = await _catch_up(ws, joining, events, today, say, timeout)
+            settled = later is not None
+            if later is not None:
+                progress.outcomes.update(later.outcomes)
         say("")
         outcomes = list(progress.outcomes.values())
         delivered = sum(o.status == DeliveryStatus.delivered for o in outcomes)
@@ -135,6 +170,71 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             )
             return 1
         return 0
+
+
+def reminder_due_for(document: Document, today: date, days: int) -> bool:
+    """A normative document whose reminder window (``days`` before ``expires_on``) is open."""
+    expires = document.expires_on
+    return (
+        document.normative
+        and expires is not None
+        and expires - timedelta(days=days) <= today <= expires
+    )
+
+
+def _current_versions(events: dict[str, DocumentEvent], today: date) -> list[Document]:
+    """The documents still in force after the samples: the last version of each, unless it
+    was repealed or has expired."""
+    current: dict[str, Document | None] = {}
+    for ev in events.values():
+        repealed = ev.type == EventType.repealed
+        current[ev.document.id] = None if repealed else ev.document
+    return [
+        d
+        for d in current.values()
+        if d is not None and (d.expires_on is None or d.expires_on >= today)
+    ]
+
+
+async def _catch_up(
+    settings: Settings,
+    joining: list[Partner],
+    events: dict[str, DocumentEvent],
+    today: date,
+    say: Callable[[str], None],
+    timeout: float,
+) -> Progress | None:
+    """Load the partners that join late and wait for their catch-up notices: each still-valid
+    document that matches one of them, once."""
+    due = [
+        d
+        for d in _current_versions(events, today)
+        if any(p.catch_up and match_partner(d, p).matched for p in joining)
+    ]
+    ids = [catch_up_event_id(d.id, d.version) for d in due]
+    names = ", ".join(p.id for p in joining)
+    say("")
+    say(f"  {names} joins now (catch_up: true): the still-valid policies that match it follow")
+    progress = Progress(ids)
+
+    def on_record(rec: kafka.Record) -> None:
+        with contextlib.suppress(ValidationError):
+            for r in audit_records(rec.value or b""):
+                progress.add(r)
+
+    await import_partners(settings, joining)
+    settled = await kafka.follow(
+        settings, topics.AUDIT, on_record, lambda: progress.settled, timeout
+    )
+    titles = {
+        catch_up_event_id(d.id, d.version): f"■ 补发 catch-up: {d.id} v{d.version} — {d.title}"
+        for d in due
+    }
+    say(report.render(progress, titles, partners=joining))
+    if not settled:
+        say(f"relay demo: catch-up not settled after {timeout:.0f}s: {progress.pending()[:5]}")
+        return None
+    return progress
 
 
 def _platform_hosts() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import re
@@ -126,6 +128,18 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     kept = list((tmp_path / "demo" / "bots").glob("*.json"))
     assert len(kept) == total
     assert "钉钉 已送达 delivered" in out and "飞书 已送达 delivered" in out
+    # A policy's life: a repeal to those who had it, the expiry reminder of the sample that
+    # expires in 20 days (whatever the date), the catch-up of a partner that joins later.
+    assert "document.repealed — 上海市推动中小企业数字化转型的若干措施" in out
+    assert "■ 到期提醒 expiry reminder: QE5320000-2024-03" in out
+    assert "xujing-newcomer-association joins now (catch_up: true)" in out
+    assert out.count("■ 补发 catch-up: ") >= 2
+    subjects = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["Subject"]
+        for p in (tmp_path / "demo" / "mail").glob("*.eml")
+    ]
+    for label in ("[政策推送]", "[政策修订]", "[政策废止]", "[到期提醒]"):
+        assert any(s.startswith(label) for s in subjects), (label, subjects)
     # Why each sample partner that got nothing got nothing.
     assert "∅ 未推送 huaxin-logistics-park: 已暂停接收 (paused)" in out
     assert re.search(r"∅ 未推送 qingpu-software-association: 只关注 .*\(tags filter\)", out)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from relay.core.clock import Clock, parse_offset, rebase_sample, shift_years
+from relay.core.clock import Clock, parse_offset, rebase_sample, rebase_sample_days, shift_years
 from relay.core.errors import ConfigError, InvalidEvent
 from relay.core.intake import default_checks, validate_event
 from relay.core.settings import Settings
+from relay.embedded.demo import DAY_SHIFTED
 
 DOCS = Path(__file__).resolve().parents[2] / "examples" / "documents"
 
@@ -56,7 +58,9 @@ def test_samples_keep_their_fate_whatever_the_year(years_ahead: int) -> None:
     for day in (date(2026, 1, 1), date(2026, 8, 1), date(2026, 12, 31)):
         today = shift_years(day, years_ahead)
         for path in sorted(DOCS.glob("*.json")):
-            event = rebase_sample(json.loads(path.read_text(encoding="utf-8")), today)
+            days = DAY_SHIFTED in path.name  # the demo's expiry reminder: always 20 days
+            rebase = rebase_sample_days if days else rebase_sample
+            event = rebase(json.loads(path.read_text(encoding="utf-8")), today)
             if "expired" in path.name:
                 with pytest.raises(InvalidEvent) as info:
                     validate_event(event, today=today, checks=default_checks())
@@ -64,7 +68,10 @@ def test_samples_keep_their_fate_whatever_the_year(years_ahead: int) -> None:
             else:
                 accepted = validate_event(event, today=today, checks=default_checks())
                 expires = accepted.document.expires_on
-                assert expires is None or expires - today > timedelta(days=365), path.name
+                if days:
+                    assert expires is not None and expires - today == timedelta(days=20)
+                else:
+                    assert expires is None or expires - today > timedelta(days=365), path.name
 
 
 def test_without_a_rebase_the_samples_would_expire() -> None:
@@ -76,3 +83,20 @@ def test_without_a_rebase_the_samples_would_expire() -> None:
     assert rebased["document"]["expires_on"] == "2033-07-31"
     assert rebased["occurred_at"].startswith("2028-")
     assert event["document"]["expires_on"] == "2028-07-31"  # the original is left alone
+
+
+@pytest.mark.parametrize(
+    "today", [date(2026, 1, 1), date(2026, 11, 30), date(2031, 2, 28), date(2060, 12, 31)]
+)
+def test_a_day_shifted_sample_expires_as_many_days_ahead_whatever_the_date(today: date) -> None:
+    """The demo's expiring-soon sample: always 20 days from its expiry, so its reminder is
+    due on any day the demo runs."""
+    event: dict[str, Any] = {
+        "occurred_at": "2024-01-21T09:00:00+08:00",
+        "document": {"published_on": "2024-01-21", "expires_on": "2026-01-21"},
+    }
+    moved: dict[str, Any] = rebase_sample_days(event, today)
+    expires = date.fromisoformat(moved["document"]["expires_on"])
+    assert (expires - today).days == 20
+    assert moved["occurred_at"].startswith(moved["document"]["published_on"])
+    assert event["document"]["expires_on"] == "2026-01-21"  # the sample itself untouched
