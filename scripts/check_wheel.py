@@ -21,6 +21,8 @@ MUST_HOLD = (
     "relay/templates/email/notice.txt.j2",
     "relay/templates/web/static/dashboard.js",
     "relay/config/partners.yaml",
+    "relay/config/partners-joining.yaml",
+    "relay/examples/documents/07-park-rent-subsidy-expiring-soon.json",
     "relay/examples/documents/01-seed-government-openness.json",
     "relay/core/matching/catalogues/gbt4754_2017.json",
 )
