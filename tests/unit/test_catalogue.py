@@ -295,6 +295,22 @@ def test_explain_says_which_region_contains_which_and_shows_unnamed_codes_bare()
     assert "适用区域：310000 上海市 — 贵单位覆盖的 310118106 徐泾镇 在此范围内" in lines
 
 
+def test_every_reason_addresses_an_association_or_a_park_as_such() -> None:
+    result = match_partner(
+        _doc(audiences=["association"], industries=["3910"], regions=["310118106"]),
+        _partner(industries=["C39"], regions=["310118"]),
+    )
+    lines = explain(result, kind="association")
+    assert "适用对象：行业协会 — 贵协会为行业协会" in lines
+    assert "适用区域：310118106 徐泾镇 — 位于贵协会覆盖的 310118 青浦区 之内" in lines
+    assert not any("贵单位" in line for line in lines)
+    park = explain(
+        match_partner(_doc(regions=["310000"]), _partner(regions=["310118106"])), kind="park"
+    )
+    assert "适用区域：310000 上海市 — 贵园区覆盖的 310118106 徐泾镇 在此范围内" in park
+    assert not any("贵单位" in line for line in park)
+
+
 def test_explain_asks_the_partner_to_judge_unknown_dimensions() -> None:
     lines = explain(match_partner(_doc(scales=["small", "micro"], industries=["C39"]), _partner()))
     assert lines[-2:] == [

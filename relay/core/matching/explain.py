@@ -57,28 +57,28 @@ def _within(inner: list[str], outer: list[str]) -> bool:
     return all(any(region_prefix(i).startswith(region_prefix(o)) for o in outer) for i in inner)
 
 
-def _industry_line(reason: Reason) -> str:
+def _industry_line(reason: Reason, you: str) -> str:
     scope = _join([_industry(c) for c in reason.scope_codes])
     same = {p for c in reason.scope_codes for p in industry_prefixes(c)} == {
         p for c in reason.partner_codes for p in industry_prefixes(c)
     }
     if same:
-        return f"适用行业：{scope} — 与贵单位覆盖的行业相同"
+        return f"适用行业：{scope} — 与{you}覆盖的行业相同"
     cover = _join([_industry(c) for c in reason.partner_codes])
-    return f"适用行业：{scope} — 与贵单位覆盖的 {cover} 同属一支"
+    return f"适用行业：{scope} — 与{you}覆盖的 {cover} 同属一支"
 
 
-def _region_line(reason: Reason) -> str:
+def _region_line(reason: Reason, you: str) -> str:
     scope = _join([_region(c) for c in reason.scope_codes])
     ours, theirs = reason.scope_codes, reason.partner_codes
     if {region_prefix(c) for c in ours} == {region_prefix(c) for c in theirs}:
         return f"适用区域：{scope}"
     cover = _join([_region(c) for c in theirs])
     if _within(theirs, ours):
-        return f"适用区域：{scope} — 贵单位覆盖的 {cover} 在此范围内"
+        return f"适用区域：{scope} — {you}覆盖的 {cover} 在此范围内"
     if _within(ours, theirs):
-        return f"适用区域：{scope} — 位于贵单位覆盖的 {cover} 之内"
-    return f"适用区域：{scope} — 与贵单位覆盖的 {cover} 有上下级包含关系"
+        return f"适用区域：{scope} — 位于{you}覆盖的 {cover} 之内"
+    return f"适用区域：{scope} — 与{you}覆盖的 {cover} 有上下级包含关系"
 
 
 class Words:
@@ -143,22 +143,22 @@ def _reason_line(reason: Reason, words: Words) -> str:
     dim = reason.dimension
     if reason.applies_to_all:
         if dim is Dimension.tags:
-            return "政策标签：贵单位未限定关注标签，接收全部政策"
+            return f"政策标签：{words.you}未限定关注标签，接收全部政策"
         return f"本政策不限{_LABELS[dim]}"
     if dim is Dimension.audiences:
         scope = _join([_AUDIENCES.get(a, a) for a in reason.scope_codes])
         kind = _join([_AUDIENCES.get(a, a) for a in reason.partner_codes])
-        return f"适用对象：{scope} — 贵单位为{kind}"
+        return f"适用对象：{scope} — {words.you}为{kind}"
     if dim is Dimension.industries:
-        return _industry_line(reason)
+        return _industry_line(reason, words.you)
     if dim is Dimension.regions:
-        return _region_line(reason)
+        return _region_line(reason, words.you)
     if dim is Dimension.parks:
-        return f"适用园区：{_join(reason.scope_codes)} — 在贵单位覆盖的园区之列"
+        return f"适用园区：{_join(reason.scope_codes)} — 在{words.you}覆盖的园区之列"
     if dim is Dimension.scales:
         scales = _join([_scale(s) for s in reason.scope_codes])
         return f"适用规模：{scales} — 与{words.you}{words.members}规模相符"
-    return f"政策标签：{_join(reason.scope_codes)} — 在贵单位关注的标签之列"
+    return f"政策标签：{_join(reason.scope_codes)} — 在{words.you}关注的标签之列"
 
 
 def explain(
@@ -172,11 +172,11 @@ def explain(
     """
     words = Words(kind)
     if result.paused:
-        return ["贵单位已暂停接收政策推送"]
+        return [f"{words.you}已暂停接收政策推送"]
     if not result.matched:
         if result.refused_by is None:
-            return ["本政策不适用于贵单位"]
-        return [f"本政策不适用于贵单位：{_LABELS[result.refused_by]}不符"]
+            return [f"本政策不适用于{words.you}"]
+        return [f"本政策不适用于{words.you}：{_LABELS[result.refused_by]}不符"]
     lines = [_reason_line(r, words) for r in result.reasons]
     for d in result.unknowns:
         judge = (
