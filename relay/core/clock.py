@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -74,13 +75,10 @@ def sample_years(today: date) -> int:
     return today.year - SAMPLES_WRITTEN.year
 
 
-def rebase_sample(event: Any, today: date) -> Any:
-    """A copy of a sample document event (decoded JSON) with its dates moved by whole years
-    (see :func:`sample_years`): a sample that is valid stays valid, and one that expired
-    stays expired, whatever the calendar says. Anything that is not such an event is
-    returned unchanged."""
-    years = sample_years(today)
-    if not isinstance(event, dict) or not years:
+def _moved(event: Any, move: Callable[[date], date]) -> Any:
+    """A copy of a sample document event (decoded JSON) with its document's dates and its
+    ``occurred_at`` day moved by ``move``; anything that is not such an event unchanged."""
+    if not isinstance(event, dict):
         return event
     out = dict(event)
     doc = out.get("document")
@@ -90,7 +88,7 @@ def rebase_sample(event: Any, today: date) -> Any:
             value = doc.get(name)
             if isinstance(value, str):
                 try:
-                    doc[name] = shift_years(date.fromisoformat(value), years).isoformat()
+                    doc[name] = move(date.fromisoformat(value)).isoformat()
                 except ValueError:
                     pass  # an invalid date stays invalid: the relay must refuse it
         out["document"] = doc
@@ -101,9 +99,18 @@ def rebase_sample(event: Any, today: date) -> Any:
         except ValueError:
             pass
         else:
-            moved = shift_years(at.date(), years)
-            out["occurred_at"] = at.replace(year=moved.year, day=moved.day).isoformat()
+            day = move(at.date())
+            out["occurred_at"] = at.replace(year=day.year, month=day.month, day=day.day).isoformat()
     return out
+
+
+def rebase_sample(event: Any, today: date) -> Any:
+    """A copy of a sample document event (decoded JSON) with its dates moved by whole years
+    (see :func:`sample_years`): a sample that is valid stays valid, and one that expired
+    stays expired, whatever the calendar says. Anything that is not such an event is
+    returned unchanged."""
+    years = sample_years(today)
+    return _moved(event, lambda day: shift_years(day, years)) if years else event
 
 
 def rebase_sample_days(event: Any, today: date) -> Any:
@@ -111,27 +118,5 @@ def rebase_sample_days(event: Any, today: date) -> Any:
     from ``today``, it is exactly as far from each date as from ``SAMPLES_WRITTEN`` (a sample
     written to expire 20 days after it always expires in 20 days: the demo's expiry
     reminder). Anything that is not such an event is returned unchanged."""
-    days = (today - SAMPLES_WRITTEN).days
-    if not isinstance(event, dict) or not days:
-        return event
-    out = dict(event)
-    doc = out.get("document")
-    if isinstance(doc, dict):
-        doc = dict(doc)
-        for name in _DATE_FIELDS:
-            value = doc.get(name)
-            if isinstance(value, str):
-                try:
-                    doc[name] = (date.fromisoformat(value) + timedelta(days=days)).isoformat()
-                except ValueError:
-                    pass
-        out["document"] = doc
-    occurred = out.get("occurred_at")
-    if isinstance(occurred, str):
-        try:
-            out["occurred_at"] = (
-                datetime.fromisoformat(occurred) + timedelta(days=days)
-            ).isoformat()
-        except ValueError:
-            pass
-    return out
+    days = timedelta(days=(today - SAMPLES_WRITTEN).days)
+    return _moved(event, lambda day: day + days) if days else event
