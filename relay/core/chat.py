@@ -600,6 +600,12 @@ def _limits(platform: Platform) -> Callable[[dict[str, Any]], tuple[int, int]]:
     return measure
 
 
+def within_limits(platform: Platform, body: dict[str, Any]) -> bool:
+    """Whether ``body`` fits the platform's limits, with room left for the sender's fields."""
+    size, limit = _limits(platform)(body)
+    return size <= limit
+
+
 def chat_message(
     channel: BotChannel,
     notification: Notification,

@@ -19,16 +19,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from relay.core import rendering
+from relay.core.chat import DINGTALK_TITLE_MAX, md_url, within_limits
+from relay.core.chatbots import Platform
 from relay.core.clock import SHANGHAI
-from relay.core.matching.explain import explain
+from relay.core.matching.explain import Words, explain
 from relay.core.models import EmailChannel, Notification, Partner
-from relay.core.models.partner import DeliveryMode
+from relay.core.models.partner import BotChannel, DeliveryMode
 from relay.core.models.records import ChannelType
 
 #: When a digest partner did not say (``delivery: {mode: digest}`` alone).
 DEFAULT_DIGEST_AT = "09:00"
-#: Channels whose notices are gathered into a digest; group robots stay immediate.
-DIGEST_CHANNELS = frozenset({"email", "webhook"})
+#: Channels whose notices are gathered into a digest (every kind: email, webhook, robots).
+DIGEST_CHANNELS = frozenset({"email", "webhook", "wecom", "dingtalk", "feishu"})
 DIGEST_TYPE = "policy.digest"
 DIGEST_PREFIX = "[政策汇总]"
 
@@ -199,3 +201,111 @@ def _validity(n: Notification) -> str:
     if doc.expires_on is None:
         return "有效期未注明，以原文为准"
     return f"有效期至{rendering.cn_date(doc.expires_on)}"
+
+
+# ---------------------------------------------------------------- the group robots' digest
+
+
+def _chat_lines(
+    held: HeldDigest, base_url: str, link_secret: rendering.LinkSecret
+) -> list[tuple[str, str, str]]:
+    """Per notice: its line of text, its original's URL and its acknowledgement URL."""
+    out = []
+    for n, (did, notification) in enumerate(held.items.items(), 1):
+        doc = notification.document
+        label = _LABELS.get(notification.type.value, "政策推送")
+        extra = "（补发）" if notification.catch_up else ""
+        text = (
+            f"{n}. 【{label}】{extra}《{rendering.one_line(doc.title)}》"
+            f"（{rendering.one_line(doc.doc_number)}），{_validity(notification)}"
+        )
+        ack = rendering.ack_url(base_url, did, link_secret=link_secret)
+        out.append((text, doc.url, ack))
+    return out
+
+
+def chat_body(
+    held: HeldDigest,
+    channel: BotChannel,
+    *,
+    base_url: str,
+    link_secret: rendering.LinkSecret,
+) -> dict[str, Any]:
+    """The day's digest as one group-robot message (企业微信/钉钉 markdown, a 飞书 card),
+    without signature fields: each notice's title, 文号, validity and its two links (the
+    original, its own acknowledgement). When the platform's size limit cannot hold them all,
+    as many as fit are listed, whole, and the message says how many more there are; the
+    email and webhook digests, and the API, hold every one."""
+    platform = Platform(channel.type)
+    title = subject(held)
+    if channel.keyword and channel.keyword not in title:
+        title = f"{title}【{channel.keyword}】"
+    lines = _chat_lines(held, base_url, link_secret)
+    first = next(iter(held.items.values()), None)
+    words = Words(first.partner_kind if first else None)
+    head = (
+        f"{words.you}今日的政策通知汇总如下，请逐条阅读原文，"
+        f"转发后点“确认转发”填写转达的{words.members}数量。"
+    )
+
+    def build(shown: int) -> dict[str, Any]:
+        rest = len(lines) - shown
+        tail = f"另有 {rest} 条因长度限制未列出，请查看汇总邮件或联系政策接力平台。" if rest else ""
+        if platform is Platform.feishu:
+            elements: list[dict[str, Any]] = [
+                {"tag": "div", "text": {"tag": "plain_text", "content": head}}
+            ]
+            for text, url, ack in lines[:shown]:
+                elements.append({"tag": "div", "text": {"tag": "plain_text", "content": text}})
+                elements.append(
+                    {
+                        "tag": "action",
+                        "actions": [
+                            {
+                                "tag": "button",
+                                "text": {"tag": "plain_text", "content": "查看原文"},
+                                "type": "default",
+                                "url": url,
+                            },
+                            {
+                                "tag": "button",
+                                "text": {"tag": "plain_text", "content": "确认转发"},
+                                "type": "primary",
+                                "url": ack,
+                            },
+                        ],
+                    }
+                )
+            if tail:
+                elements.append(
+                    {"tag": "note", "elements": [{"tag": "plain_text", "content": tail}]}
+                )
+            return {
+                "msg_type": "interactive",
+                "card": {
+                    "config": {"enable_forward": True},
+                    "header": {
+                        "title": {"tag": "plain_text", "content": title},
+                        "template": "blue",
+                    },
+                    "elements": elements,
+                },
+            }
+        br = "  \n" if platform is Platform.dingtalk else "\n"
+        items = [
+            f"{text}{br}[查看原文]({md_url(url)}) · [确认转发]({md_url(ack)})"
+            for text, url, ack in lines[:shown]
+        ]
+        text = "\n\n".join([f"### {title}{br}{head}", *items, *([tail] if tail else [])])
+        if platform is Platform.wecom:
+            return {"msgtype": "markdown", "markdown": {"content": text}}
+        return {
+            "msgtype": "markdown",
+            "markdown": {"title": title[:DINGTALK_TITLE_MAX], "text": text},
+            "at": {"isAtAll": False},
+        }
+
+    shown = len(lines)
+    while shown > 0 and not within_limits(platform, build(shown)):
+        shown -= 1
+    return build(shown)

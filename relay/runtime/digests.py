@@ -165,8 +165,15 @@ async def _send(rt: Ports, key: str, held: digest.HeldDigest) -> list[AuditRecor
                 link_secret=rt.settings.link_secret,
             )
             outcome = await rt.mail.send(message)
-    else:  # only email and webhook notices are held
-        outcome = Outcome(OutcomeStatus.failed, f"no digest for {channel.type} channels")
+    else:  # a group robot: one message, its delivery id as 钉钉's msgUuid
+        try:
+            robot_body = digest.chat_body(
+                held, channel, base_url=rt.settings.base_url, link_secret=rt.settings.link_secret
+            )
+        except ValueError as e:
+            outcome = Outcome(OutcomeStatus.failed, f"the digest cannot be written: {e}")
+        else:
+            outcome = await rt.chat.send(channel, robot_body, delivery_id=held.delivery_id)
     rt.metrics.observe_delivery(
         held.channel_type, outcome.status.value, time.perf_counter() - started
     )

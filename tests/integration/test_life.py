@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from relay.core import topics
 from relay.core.clock import SHANGHAI, parse_offset
-from relay.core.models import Partner
+from relay.core.models import DingtalkChannel, Partner
 from relay.core.settings import Settings
 from relay.core.signing import new_secret
 from relay.embedded.broker import free_port
@@ -341,6 +341,22 @@ async def test_a_digest_partner_gets_one_digest_a_day_at_its_time_through_crashe
     daily = life_partner(
         life, f"dg-daily-{park}", park, delivery={"mode": "digest", "digest_at": "09:00"}
     )
+    # Its 钉钉 group robot gets the digest too, as one message (the stack's robot sink).
+    token = uuid.uuid4().hex
+    robot = DingtalkChannel(
+        type="dingtalk",
+        id="ding",
+        url=f"https://oapi.dingtalk.com/robot/send?access_token={token}",
+        secret="SEC" + uuid.uuid4().hex,
+        keyword="政策",
+    )
+    daily = daily.model_copy(update={"channels": [*daily.channels, robot]})
+    assert life.stack.bots is not None
+    bots = life.stack.bots
+
+    def robot_messages() -> list[Any]:
+        return bots.accepted("dingtalk", token)
+
     now = life_partner(life, f"dg-now-{park}", park)
     # The worker's clock at 08:58:40 Shanghai time: the digest is due in 80 seconds.
     session_now = clock.session_clock().shanghai_now()
@@ -358,6 +374,7 @@ async def test_a_digest_partner_gets_one_digest_a_day_at_its_time_through_crashe
     await quiet(life, 1.0)
     assert hooks_of(life, daily.id) == []
     assert mails_to(life, daily.id) == []
+    assert robot_messages() == []
 
     # A crash while the notices wait: nothing is lost.
     await restart(life, seconds=ahead)
@@ -375,10 +392,19 @@ async def test_a_digest_partner_gets_one_digest_a_day_at_its_time_through_crashe
     assert str(mail["Subject"]).startswith("[政策汇总]") and "共2条" in str(mail["Subject"])
     body = text_of(mail)
     assert first["document"]["title"] in body and second["document"]["title"] in body
+    await wait_until(lambda: len(robot_messages()) == 1)
+    [message] = robot_messages()
+    assert message.verified is True
+    assert message.body is not None and "共2条" in message.body["markdown"]["title"]
+    text = message.body["markdown"]["text"]
+    assert first["document"]["title"] in text and second["document"]["title"] in text
+    # Each notice with its own acknowledgement link (the robot's deliveries, not the hook's).
+    assert text.count("/ack?t=") == 2
+    assert not any(n["delivery_id"] in text for n in data["notices"])
     # Each held notice is settled as delivered, with the digest.
     progress = await life.settle([first["event_id"], second["event_id"]], timeout=60)
     held = [o for o in progress.outcomes.values() if o.partner_id == daily.id]
-    assert len(held) == 4 and all(o.status == "delivered" for o in held)
+    assert len(held) == 6 and all(o.status == "delivered" for o in held)
     assert all("in the digest" in (o.detail or "") for o in held)
 
     # Another crash: the digest is not sent again; the next day has none (nothing new).
@@ -387,4 +413,5 @@ async def test_a_digest_partner_gets_one_digest_a_day_at_its_time_through_crashe
     await restart(life, days_ahead=1, seconds=ahead + 60)
     await quiet(life)
     assert len(hooks_of(life, daily.id)) == 1 and len(mails_to(life, daily.id)) == 1
+    assert len(robot_messages()) == 1
     await restart(life)

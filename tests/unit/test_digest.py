@@ -10,9 +10,19 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
 
-from relay.core import digest, topics
+from relay.core import chat, digest, topics
+from relay.core.chatbots import Platform
 from relay.core.clock import SHANGHAI, Clock
-from relay.core.models import DeliveryIntent, DeliveryStatus, EmailChannel, Partner
+from relay.core.models import (
+    BotChannel,
+    DeliveryIntent,
+    DeliveryStatus,
+    DingtalkChannel,
+    EmailChannel,
+    FeishuChannel,
+    Partner,
+    WecomChannel,
+)
 from relay.core.outcome import Outcome, OutcomeStatus
 from relay.runtime import digests
 from tests.unit.factories import make_notification, partner
@@ -34,10 +44,10 @@ def test_a_notice_before_the_digest_time_goes_in_that_days_digest_after_it_the_n
     assert digest.due_at(day, NINE) == datetime(2031, 5, 6, 1, 0, tzinfo=UTC)
 
 
-def test_only_digest_partners_email_and_webhook_notices_are_held() -> None:
+def test_only_digest_partners_notices_are_held_on_every_kind_of_channel() -> None:
     daily = partner("p-d", delivery={"mode": "digest", "digest_at": "18:30"})
     assert digest.holds(daily, "email") and digest.holds(daily, "webhook")
-    assert not digest.holds(daily, "wecom")  # group robots stay immediate
+    assert all(digest.holds(daily, robot) for robot in ("wecom", "dingtalk", "feishu"))
     assert not digest.holds(partner("p-i"), "email")
     assert digest.digest_time(daily) == time(18, 30)
     assert digest.digest_time(partner("p-x", delivery={"mode": "digest"})) == NINE
@@ -86,6 +96,53 @@ def test_the_webhook_digest_lists_each_notice_with_its_own_acknowledgement_link(
             or n["delivery_id"] in n["ack_url"]
         )
     assert data["notices"][0]["document"]["title"] == "政策0"
+
+
+ROBOTS: dict[str, BotChannel] = {
+    "wecom": WecomChannel(
+        type="wecom", id="wc", url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k1234567"
+    ),
+    "dingtalk": DingtalkChannel(
+        type="dingtalk",
+        id="dd",
+        url="https://oapi.dingtalk.com/robot/send?access_token=t1234567",
+        keyword="政策",
+    ),
+    "feishu": FeishuChannel(
+        type="feishu", id="fs", url="https://open.feishu.cn/open-apis/bot/v2/hook/h1234567"
+    ),
+}
+
+
+def test_a_robots_digest_is_one_message_with_each_notice_and_its_two_links() -> None:
+    held = held_of("relayed", "catch_up", "relayed")
+    for kind, channel in ROBOTS.items():
+        body = digest.chat_body(held, channel, base_url="https://relay.example", link_secret="s")
+        text = json.dumps(body, ensure_ascii=False)
+        assert digest.subject(held) in text  # [政策汇总] …（共3条）
+        for i, (did, n) in enumerate(held.items.items()):
+            assert f"《政策{i}》（文号〔2031〕{i}号）" in text
+            assert n.document.url in text and f"/deliveries/{did}/ack" in text
+        assert "（补发）" in text and "另有" not in text
+        assert chat.within_limits(Platform(kind), body)
+    ding = digest.chat_body(held, ROBOTS["dingtalk"], base_url="https://r.example", link_secret="s")
+    assert "政策" in ding["markdown"]["title"]  # the robot's keyword
+    assert ROBOTS["feishu"].type == "feishu"
+
+
+def test_a_robots_digest_too_long_for_the_platform_lists_what_fits_whole_and_counts_the_rest() -> (
+    None
+):
+    held = held_of(*["relayed"] * 60)
+    body = digest.chat_body(
+        held, ROBOTS["wecom"], base_url="https://relay.example", link_secret="s"
+    )
+    content = body["markdown"]["content"]
+    assert chat.within_limits(Platform.wecom, body)
+    listed = [did for did in held.items if f"/deliveries/{did}/ack" in content]
+    assert 0 < len(listed) < 60
+    assert listed == list(held.items)[: len(listed)]  # in order, none cut in half
+    assert f"另有 {60 - len(listed)} 条" in content
 
 
 def test_the_email_digest_has_one_subject_and_every_notice_with_its_link() -> None:
