@@ -590,7 +590,8 @@ async def _webhook(
         planned,
         why=explain(n.match, n.document, n.partner_kind),
         base_url=rt.settings.base_url,
-        now=now,
+        # What the notice says of dates (validity, days to expiry) is on the policy calendar.
+        now=rt.clock.now(),
         link_secret=rt.settings.link_secret,
     )
     return await rt.webhooks.send(
@@ -611,7 +612,7 @@ async def _chat(
         planned,
         why=explain(n.match, n.document, n.partner_kind),
         base_url=rt.settings.base_url,
-        now=datetime.now(UTC),
+        now=rt.clock.now(),
         link_secret=rt.settings.link_secret,
     )
     return await rt.chat.send(channel, body, delivery_id=planned.delivery_id)
@@ -630,7 +631,7 @@ async def _email(
         why=explain(n.match, n.document, n.partner_kind),
         mail_from=rt.settings.mail_from,
         base_url=rt.settings.base_url,
-        now=datetime.now(UTC),
+        now=rt.clock.now(),
         link_secret=rt.settings.link_secret,
     )
     return await rt.mail.send(message)
