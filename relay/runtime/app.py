@@ -47,7 +47,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     timing = settings.group_timing
     return {
         "broker": settings.broker,
-        "store": "memory://",
+        "store": str(settings.table_store),
         # exactly_once cannot work on the embedded broker (no idempotent producer), and
         # covers no email or webhook anyway: at-least-once with stable delivery ids.
         "processing_guarantee": "at_least_once",
