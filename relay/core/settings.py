@@ -116,8 +116,12 @@ class Settings(BaseSettings):
     bot_sink_url: str | None = None
 
     operator_token: SecretStr | None = None
+    #: While rotating the operator token: the old one, still accepted (docs/operations.md).
+    previous_operator_token: SecretStr | None = None
     #: Signs the acknowledgement links in emails and webhooks (HMAC); shared by all workers.
     link_secret: SecretStr | None = None
+    #: While rotating the link secret: the old one, so links already sent keep working.
+    previous_link_secret: SecretStr | None = None
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     #: Timeouts and 429s are never retried sooner than this many seconds.
     retry_floor: float = Field(default=60.0, ge=0)

@@ -54,12 +54,19 @@ def link_token(link_secret: str, delivery_id: str) -> str:
     return mac.hex()[:LINK_TOKEN_HEX]
 
 
-def link_token_ok(link_secret: str | None, delivery_id: str, token: str) -> bool:
-    """Whether ``token`` is the acknowledgement-link token of ``delivery_id``."""
-    if not link_secret or not token:
+def link_token_ok(
+    link_secret: str | None, delivery_id: str, token: str, *, previous: str | None = None
+) -> bool:
+    """Whether ``token`` is the acknowledgement-link token of ``delivery_id``, signed with
+    the link secret or (while rotating it) the ``previous`` one."""
+    if not token:
         return False
-    expected = link_token(link_secret, delivery_id)
-    return hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace"))
+    given = token.encode("utf-8", "replace")
+    found = False
+    for secret in (link_secret, previous):
+        if secret:
+            found |= hmac.compare_digest(link_token(secret, delivery_id).encode(), given)
+    return found
 
 
 class TokenIndex:
