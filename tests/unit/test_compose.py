@@ -196,3 +196,11 @@ def test_dockerfile_installs_the_wheel_and_runs_as_a_user_with_a_healthcheck() -
     assert "[rocksdb]" in docker and "RELAY_TABLE_STORE=rocksdb://" in docker
     final = docker.rsplit("FROM ", 1)[1]
     assert "USER relay" in final and "HEALTHCHECK" in final and "/healthz" in final
+
+
+def test_on_kafka_the_registry_and_the_dead_letters_outlive_the_default_retention() -> None:
+    from relay.core import topics
+
+    partners = dict(topics.spec(topics.PARTNERS).config)
+    assert partners["cleanup.policy"] == "compact"
+    assert dict(topics.spec(topics.DEAD_LETTER).config)["retention.ms"] == "-1"
