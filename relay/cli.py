@@ -275,6 +275,8 @@ async def status(settings: Settings, url: str | None, out: TextIO) -> int:
     from relay.adapters.worker_api import read_worker
     from relay.core.status import status_lines
 
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise InvalidInput(f"--url: expected a worker's address like http://host:6066, got {url!r}")
     token = settings.operator_token.get_secret_value() if settings.operator_token else None
     view = await read_worker(url or worker_url(settings), token)
     gauges = {

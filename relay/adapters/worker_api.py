@@ -62,9 +62,9 @@ async def read_worker(url: str, operator_token: str | None) -> WorkerView:
                     )
             return view
     except aiohttp.ClientConnectorError as e:
-        raise WorkerUnreachable(
-            url, f"no relay worker answers at {url} ({e.os_error.strerror or e})"
-        ) from e
+        refused = isinstance(e.os_error, ConnectionRefusedError)
+        why = "connection refused" if refused else (e.os_error.strerror or str(e.os_error))
+        raise WorkerUnreachable(url, f"no relay worker answers at {url} ({why})") from e
     except (aiohttp.ClientError, TimeoutError) as e:
         raise WorkerUnreachable(
             url, f"the worker at {url} did not answer properly ({type(e).__name__})"

@@ -115,3 +115,11 @@ async def test_status_of_an_unreachable_worker_is_one_line(api: ApiUnderTest) ->
     assert out == ""
     assert err.startswith(f"relay: error: no relay worker answers at {url}")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "(connection refused)" in err
+
+    code, out, err = await asyncio.to_thread(cli, api, "status", "--url", "relay-worker-1:6066")
+    assert code == 1
+    assert err == (
+        "relay: error: --url: expected a worker's address like http://host:6066, "
+        "got 'relay-worker-1:6066'\n"
+    )
