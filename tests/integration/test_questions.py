@@ -3,8 +3,11 @@ the signed link, answering and publishing, and what each partner may see."""
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any
+import uuid
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -14,6 +17,7 @@ from tests.helpers.api import (
     create_partner,
     deliveries,
     event,
+    eventually,
     hook,
     publish,
     trace,
@@ -21,6 +25,7 @@ from tests.helpers.api import (
 )
 from tests.integration.conftest import ApiUnderTest
 
+T = TypeVar("T")
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
@@ -225,3 +230,71 @@ async def test_bad_answers_are_refused_naming_the_field(api: ApiUnderTest) -> No
     assert r.status_code == 404
     r = await api.http.get(f"/api/v1/documents/{unique('NO-DOC')}/questions", headers=api.op)
     assert r.status_code == 404
+
+
+def email_text(api: ApiUnderTest, to: str, prefix: str) -> str | None:
+    """The plain-text part of the email to ``to`` whose subject starts with ``prefix``."""
+    for m in api.relay.smtp.messages:
+        if to in str(m["To"]) and str(m["Subject"]).startswith(prefix):
+            body = m.get_body(("plain",))
+            assert body is not None
+            return str(body.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
+    return None
+
+
+async def test_a_later_revision_carries_the_faq_by_email_and_webhook(api: ApiUnderTest) -> None:
+    pid, tag = unique("p-q-faq"), unique("tag")
+    to = f"{pid}@example.org"
+    path, webhook = hook(api, pid)
+    token = await create_partner(api, pid, tag, [webhook, {"type": "email", "to": [to]}])
+    ev = event(unique("DOC-Q-FAQ"), tag)
+    await publish(api, ev)
+    await deliveries(api, pid, token, 2)
+
+    # The first notice's email has the question link: asking through it, as a member would.
+    first = await eventually(
+        lambda: _async(email_text(api, to, "[政策推送]")), what="the first email"
+    )
+    assert "常见问题解答\n" not in first
+    url = re.search(r"https?://\S+/questions\?e=\d+&t=[0-9a-f]+", first)
+    assert url is not None
+    page = await api.http.get(url.group())
+    assert page.status_code == 200 and "提交问题" in page.text
+    query = dict(parse_qsl(urlsplit(url.group()).query))
+    r = await api.http.post(
+        urlsplit(url.group()).path, data={**query, "question": "能否线上办理？", "asker": "甲公司"}
+    )
+    assert r.status_code == 201, r.text
+    (asked,) = await questions_of(api, ev["document"]["id"], api.op)
+    assert asked["via"] == "link" and asked["asker"] == "甲公司"
+    r = await api.http.post(
+        f"/api/v1/questions/{asked['id']}/answer",
+        json={"answer": "可以，登录“一网通办”。", "publish": True},
+        headers=api.op,
+    )
+    assert r.status_code == 200
+
+    revised = json.loads(json.dumps(ev))
+    revised.update(type="document.revised", event_id=str(uuid.uuid4()))
+    revised["document"].update(version=2, changes="延长申报期限。")
+    await publish(api, revised)
+    await deliveries(api, pid, token, 4)
+    text = await eventually(
+        lambda: _async(email_text(api, to, "[政策修订]")), what="the revision's email"
+    )
+    assert "常见问题解答\n------------\n问：能否线上办理？\n答：可以，登录“一网通办”。" in text
+    assert "甲公司" not in text  # the FAQ names no asker
+    hooks = [h for h in api.hooks.verified if h.path == path]
+    body = next(json.loads(h.body) for h in hooks if b"policy.revised" in h.body)
+    assert body["data"]["faq"] == [
+        {
+            "question": "能否线上办理？",
+            "answer": "可以，登录“一网通办”。",
+            "answered_at": body["data"]["faq"][0]["answered_at"],
+        }
+    ]
+    assert "/questions?e=" in body["data"]["question_url"]
+
+
+async def _async(value: T) -> T:
+    return value
