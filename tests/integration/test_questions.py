@@ -238,7 +238,7 @@ def email_text(api: ApiUnderTest, to: str, prefix: str) -> str | None:
         if to in str(m["To"]) and str(m["Subject"]).startswith(prefix):
             body = m.get_body(("plain",))
             assert body is not None
-            return str(body.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
+            return str(body.get_content()).replace("\r\n", "\n")
     return None
 
 
