@@ -170,6 +170,11 @@ def test_while_rotating_the_link_secret_links_of_either_secret_are_accepted() ->
     assert not tokens.link_token_ok("new", "dlv_1", old)  # rotation over: old links refused
     assert not tokens.link_token_ok("new", "dlv_2", old, previous="old")
     assert not tokens.link_token_ok(None, "dlv_1", "", previous="old")
+    # The question links (有疑问？) are signed with the same secret, and rotate with it.
+    asked = tokens.question_token("old", "dlv_1", 1_900_000_000)
+    assert tokens.question_token_ok("new", "dlv_1", 1_900_000_000, asked, previous="old")
+    assert not tokens.question_token_ok("new", "dlv_1", 1_900_000_000, asked)
+    assert not tokens.question_token_ok("new", "dlv_1", 1_900_000_001, asked, previous="old")
 
 
 def test_while_rotating_the_operator_token_either_is_the_operator() -> None:
