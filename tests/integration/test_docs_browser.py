@@ -80,3 +80,29 @@ async def test_docs_assets_are_the_vendored_files_with_their_licence(api: ApiUnd
         r = await api.http.get(path)
         assert r.status_code == 404, path
     assert "/docs" not in (await api.http.get("/openapi.json")).json()["paths"]
+
+
+async def test_try_it_out_calls_the_api_from_the_docs_with_the_operator_token(
+    browser: Browser, api: ApiUnderTest
+) -> None:
+    async with open_tab(browser) as tab:
+        page = tab.page
+        await page.goto(f"{api.relay.stack.web_url}/docs")
+        await page.get_by_role("button", name="Authorize").first.click()
+        dialog = page.locator(".dialog-ux .modal-ux")
+        await expect(dialog).to_be_visible()
+        await check_page(tab, "docs-authorize")
+        await dialog.locator("input").first.fill(api.operator_token)
+        await dialog.get_by_role("button", name="Authorize").click()
+        await dialog.locator("button.btn-done", has_text="Close").click()
+
+        operation = page.locator(".opblock-get", has_text="/api/v1/documents").first
+        await operation.locator(".opblock-summary").click()
+        await operation.get_by_role("button", name="Try it out").click()
+        await operation.get_by_role("button", name="Execute").click()
+        status = operation.locator(".live-responses-table .response .response-col_status").first
+        await expect(status).to_have_text("200", timeout=30_000)
+        await expect(operation.locator(".live-responses-table")).to_contain_text('"items"')
+        await check_page(tab, "docs-try-it-out")
+        assert tab.errors() == []
+        assert await tab.csp_violations() == []

@@ -3,6 +3,29 @@
 (function () {
   "use strict";
   var root = document.getElementById("swagger-ui");
+
+  // Swagger UI leaves a few controls without a name a screen reader can say, or with one
+  // that differs from the words shown (axe-core: button-name, label-content-name-mismatch).
+  function nameControls() {
+    root.querySelectorAll("button.close-modal:not([aria-label])").forEach(function (b) {
+      b.setAttribute("aria-label", "Close");
+    });
+    root.querySelectorAll("button[aria-label]").forEach(function (b) {
+      var shown = b.textContent.trim().toLowerCase();
+      var label = b.getAttribute("aria-label").toLowerCase();
+      if (shown && label.indexOf(shown) === -1) b.removeAttribute("aria-label");
+    });
+  }
+  var pending = false;
+  new MutationObserver(function () {
+    if (pending) return;
+    pending = true;
+    window.requestAnimationFrame(function () {
+      pending = false;
+      nameControls();
+    });
+  }).observe(root, { childList: true, subtree: true });
+
   window.ui = window.SwaggerUIBundle({
     url: root.getAttribute("data-openapi-url"),
     domNode: root,
