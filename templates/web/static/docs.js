@@ -33,6 +33,9 @@
     deepLinking: false,
     // No "valid" badge: it would send the schema to an outside validator.
     validatorUrl: null,
+    // Plain examples and responses: the highlighter's theme colours some values (numbers,
+    // comments) too faintly on its dark background to read (axe: color-contrast).
+    syntaxHighlight: { activated: false },
     presets: [window.SwaggerUIBundle.presets.apis],
     layout: "BaseLayout",
     persistAuthorization: false,
