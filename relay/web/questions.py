@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
@@ -238,7 +238,8 @@ class QuestionStore:
             delivery_id=d.delivery_id,
             question=body.question,
             asker=body.asker,
-            asked_at=datetime.now(UTC),
+            # On the policy calendar, like the daily email's window it falls in.
+            asked_at=self.rt.clock.now(),
             via=via,
         )
         await self._save(
@@ -273,7 +274,7 @@ class QuestionStore:
             current = self.rt.questions.book.get(question_id)
             if current is None:
                 raise not_found("question")
-            now = datetime.now(UTC)
+            now = self.rt.clock.now()
             q = current.model_copy(
                 update={"answer": Answer(text=body.answer, answered_at=now, published=body.publish)}
             )
