@@ -95,7 +95,11 @@ class HeldDigest(BaseModel):
 
 
 def _item(
-    delivery_id: str, n: Notification, base_url: str, link_secret: rendering.LinkSecret
+    delivery_id: str,
+    n: Notification,
+    base_url: str,
+    link_secret: rendering.LinkSecret,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
         "delivery_id": delivery_id,
@@ -111,6 +115,9 @@ def _item(
         "previous_version": n.previous_version,
         "catch_up": n.catch_up,
         "ack_url": rendering.ack_url(base_url, delivery_id, link_secret=link_secret),
+        "question_url": rendering.question_url(
+            base_url, delivery_id, now=now, link_secret=link_secret
+        ),
     }
 
 
@@ -127,7 +134,7 @@ def webhook_body(
             "channel_id": held.channel_id,
             "day": held.day.isoformat(),
             "count": len(held.items),
-            "notices": [_item(did, n, base_url, link_secret) for did, n in held.items.items()],
+            "notices": [_item(did, n, base_url, link_secret, now) for did, n in held.items.items()],
         },
     }
     return rendering._PAYLOAD.dump_json(envelope)
@@ -172,6 +179,9 @@ def build_email(
                 "catch_up": n.catch_up,
                 "why": explain(n.match),
                 "ack_url": rendering.ack_url(base_url, did, link_secret=link_secret),
+                "question_url": rendering.question_url(
+                    base_url, did, now=now, link_secret=link_secret
+                ),
                 "delivery_id": did,
             }
             for did, n in held.items.items()
