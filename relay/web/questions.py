@@ -43,7 +43,7 @@ from relay.core.models.questions import (
     Question,
     QuestionText,
 )
-from relay.core.questions import new_question_id
+from relay.core.questions import QUESTIONS_PER_DELIVERY, new_question_id
 from relay.core.trace import DeliveryTrace
 from relay.runtime.app import Runtime
 from relay.web import pages
@@ -228,6 +228,13 @@ class QuestionStore:
             ) from e
 
     async def ask(self, d: DeliveryTrace, body: QuestionIn, who: Principal | None) -> Question:
+        if self.rt.questions.book.by_delivery[d.delivery_id] >= QUESTIONS_PER_DELIVERY:
+            raise ApiError(
+                429,
+                "too_many_questions",
+                f"this notice has brought {QUESTIONS_PER_DELIVERY} questions already; "
+                "please contact the drafting unit directly",
+            )
         via: Literal["partner", "operator", "link"] = "link" if who is None else who.kind
         assert d.document_id is not None and d.partner_id is not None and d.version is not None
         q = Question(
@@ -404,7 +411,7 @@ ASK_BODY = {
 }
 ASK_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"content": HTML},
-    **{s: {**r, "content": HTML} for s, r in responses(401, 404, 422, 503).items()},
+    **{s: {**r, "content": HTML} for s, r in responses(401, 404, 422, 429, 503).items()},
     **responses(413),
 }
 
@@ -501,6 +508,8 @@ def _page_message(e: ApiError) -> str:
         return "提问链接无效或不完整。请直接点击通知中的原始链接。"
     if e.status == 404:
         return "找不到这条推送记录。推送可能尚在处理中，请稍后再试。"
+    if e.status == 429:
+        return "通过这条通知提出的问题已达上限，请直接联系推送单位或制文单位。"
     if e.status == 422:
         return f"请填写问题内容（不超过 {QUESTION_MAX} 字）。（{e.message}）"
     return e.message
