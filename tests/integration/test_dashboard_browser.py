@@ -12,78 +12,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, Dialog, expect
 
 from relay.adapters import kafka
 from relay.core import topics
 from relay.core.models import DeliveryIntent
 from tests.helpers.api import create_partner, event, eventually, hook, publish, unique
+from tests.helpers.browser import Tab, open_tab
 from tests.helpers.receivers import accept, respond
 from tests.integration.conftest import ApiUnderTest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: Every CSP violation the page sees, recorded before any of its own scripts run.
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__csp.push(e.violatedDirective + " " + e.blockedURI);
-});
-"""
 LIVE = 30_000  # ms: the page polls every 2 s; a delivery takes well under a second
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), (
-        f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver (see .ci/run)"
-    )
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@dataclass
-class Tab:
-    page: Page
-    console: list[ConsoleMessage] = field(default_factory=list)
-    crashes: list[str] = field(default_factory=list)
-
-    def errors(self) -> list[str]:
-        return [m.text for m in self.console if m.type == "error"] + self.crashes
-
-    async def csp_violations(self) -> list[str]:
-        found: list[str] = await self.page.evaluate("window.__csp")
-        return found
-
-
-async def open_dashboard(browser: Browser, api: ApiUnderTest) -> AsyncIterator[Tab]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    try:
-        page = await context.new_page()
-        tab = Tab(page)
-        page.on("console", lambda m: tab.console.append(m))
-        page.on("pageerror", lambda e: tab.crashes.append(f"page error: {e}"))
-        await page.add_init_script(WATCH_CSP)
-        await page.goto(f"{api.relay.stack.web_url}/")
-        await expect(page.locator("#signin")).to_be_visible()
-        yield tab
-    finally:
-        await context.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def tab(browser: Browser, api: ApiUnderTest) -> AsyncIterator[Tab]:
-    async for opened in open_dashboard(browser, api):
+    async with open_tab(browser) as opened:
+        await opened.page.goto(f"{api.relay.stack.web_url}/")
+        await expect(opened.page.locator("#signin")).to_be_visible()
         yield opened
 
 
@@ -198,8 +149,7 @@ async def test_a_wrong_token_shows_a_clear_message_and_no_data(api: ApiUnderTest
     assert await page.evaluate("sessionStorage.getItem('relay.operatorToken')") is None
     assert "not-the-operator-token" not in page.url
     # Chromium reports the refused request itself; nothing else may go wrong.
-    unexpected = [e for e in tab.errors() if not REFUSED.search(e)]
-    assert unexpected == []
+    assert tab.errors(allowed=REFUSED) == []
     assert await tab.csp_violations() == []
 
     # The right token afterwards gets in.
