@@ -136,3 +136,21 @@ def test_a_digest_lists_each_notice_with_its_own_question_link() -> None:
     )
     text = msg.get_body(("plain",))
     assert text is not None and f"有疑问？{item['question_url']}" in str(text.get_content())
+
+
+@pytest.mark.parametrize("kind", PLATFORMS)
+def test_a_robot_digest_lists_each_notice_with_its_own_question_link(kind: str) -> None:
+    n, d, _ = make_notification()
+    channel = bot(kind)
+    held = digest.HeldDigest(
+        partner_id=n.partner_id,
+        channel_id=channel.id,
+        channel_type=kind,
+        day=NOW.date(),
+        partition=0,
+        due=NOW,
+        items={d.delivery_id: n},
+    )
+    body = digest.chat_body(held, channel, base_url=BASE_URL, link_secret=LINK_SECRET, now=NOW)
+    assert any(signed(u, d.delivery_id) for u in links(body) if "/questions" in u)
+    assert chat.within_limits(Platform(kind), body)
