@@ -16,6 +16,9 @@ from relay.core.models.questions import FaqEntry, Question
 
 #: Published answers a notice carries at most (the newest; the FAQ page has them all).
 FAQ_IN_NOTICE = 20
+#: Questions one notice (one delivery) may bring at most: its link is in a forwarded text,
+#: so a stranger holding it must not be able to flood the drafting unit.
+QUESTIONS_PER_DELIVERY = 100
 
 
 def new_question_id() -> str:
@@ -29,9 +32,13 @@ class QuestionBook:
     by_document: dict[str, dict[str, None]] = field(default_factory=dict)
     #: partner id → its question ids.
     by_partner: dict[str, dict[str, None]] = field(default_factory=dict)
+    #: delivery id → how many questions it brought.
+    by_delivery: Counter[str] = field(default_factory=Counter)
 
     def put(self, q: Question) -> None:
         """A record of the topic: the question's latest state."""
+        if q.id not in self.questions:
+            self.by_delivery[q.delivery_id] += 1
         self.questions[q.id] = q
         self.by_document.setdefault(q.document_id, {})[q.id] = None
         self.by_partner.setdefault(q.partner_id, {})[q.id] = None

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     clock_offset: str | None = None
     #: Expiry reminders go this many days before a normative document's expires_on.
     reminder_days: int = Field(default=30, ge=1, le=366)
+    #: When the drafting units (a document's ``contact`` with an email) get their daily
+    #: email of the questions asked on their documents since the last one (Asia/Shanghai).
+    question_digest_at: str = Field(default="17:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: How often each worker looks for due expiry reminders and digests (seconds).
     calendar_tick: float = Field(default=60.0, gt=0)
     partners_file: Path | None = None

@@ -31,6 +31,7 @@ DOCUMENT_EVENTS = frozenset(
         "document.matched",
         "question.asked",
         "question.answered",
+        "question.digest",
     }
 )
 #: Dead-lettered deliveries remembered for the dashboard's failures, newest kept.
@@ -49,6 +50,9 @@ class DocumentInfo:
     doc_number: str
     issuer: str
     url: str
+    #: The drafting unit that answers questions (the event's ``contact``), if named.
+    contact_unit: str | None = None
+    contact_email: str | None = None
 
 
 @dataclass
@@ -212,9 +216,19 @@ class TraceBook:
     def add_document(self, event: DocumentEvent) -> None:
         """Remember the title and number of an accepted document version."""
         doc = event.document
+        contact = doc.contact
         self._doc(doc.id).versions.setdefault(
             doc.version,
-            DocumentInfo(doc.id, doc.version, doc.title, doc.doc_number, doc.issuer, doc.url),
+            DocumentInfo(
+                doc.id,
+                doc.version,
+                doc.title,
+                doc.doc_number,
+                doc.issuer,
+                doc.url,
+                contact.unit if contact else None,
+                contact.email if contact else None,
+            ),
         )
 
     def _doc(self, document_id: str) -> DocumentTrace:

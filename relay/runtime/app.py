@@ -122,6 +122,12 @@ class Runtime:
         # "partner/channel/day" → a day's digest while it waits (relay.core.digest), in
         # the partner's partition of the delivery topics, like the ledger.
         self.digests = batched_table(self.app, "digests", settings.topic_partitions)
+        # drafting unit's address → how far its daily email of questions told it
+        # (relay.core.question_digest), in the partition of the accepted-documents topic
+        # its address hashes to.
+        self.question_digests = batched_table(
+            self.app, "question-digests", settings.topic_partitions
+        )
         self.limiter = RateLimiter(settings.channel_rate)
         self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.counters: Counter[str] = Counter()

@@ -21,8 +21,9 @@ and to the audit trail (document, version, partner), so the document's trace sho
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
@@ -43,7 +44,7 @@ from relay.core.models.questions import (
     Question,
     QuestionText,
 )
-from relay.core.questions import new_question_id
+from relay.core.questions import QUESTIONS_PER_DELIVERY, new_question_id
 from relay.core.trace import DeliveryTrace
 from relay.runtime.app import Runtime
 from relay.web import pages
@@ -228,6 +229,13 @@ class QuestionStore:
             ) from e
 
     async def ask(self, d: DeliveryTrace, body: QuestionIn, who: Principal | None) -> Question:
+        if self.rt.questions.book.by_delivery[d.delivery_id] >= QUESTIONS_PER_DELIVERY:
+            raise ApiError(
+                429,
+                "too_many_questions",
+                f"this notice has brought {QUESTIONS_PER_DELIVERY} questions already; "
+                "please contact the drafting unit directly",
+            )
         via: Literal["partner", "operator", "link"] = "link" if who is None else who.kind
         assert d.document_id is not None and d.partner_id is not None and d.version is not None
         q = Question(
@@ -238,7 +246,8 @@ class QuestionStore:
             delivery_id=d.delivery_id,
             question=body.question,
             asker=body.asker,
-            asked_at=datetime.now(UTC),
+            # On the policy calendar, like the daily email's window it falls in.
+            asked_at=self.rt.clock.now(),
             via=via,
         )
         await self._save(
@@ -273,7 +282,7 @@ class QuestionStore:
             current = self.rt.questions.book.get(question_id)
             if current is None:
                 raise not_found("question")
-            now = datetime.now(UTC)
+            now = self.rt.clock.now()
             q = current.model_copy(
                 update={"answer": Answer(text=body.answer, answered_at=now, published=body.publish)}
             )
@@ -387,7 +396,9 @@ def authorise_question(
             secret, delivery_id, when, token, previous=previous
         ):
             raise unauthorized("this question link is not valid (was it cut or altered?)")
-        if when <= rt.clock.now().timestamp():
+        # Real time: an expiry is about security, not the policy calendar (which tests move,
+        # and which notices' links are dated on: a moved clock only makes them last longer).
+        if when <= time.time():
             raise ApiError(401, "link_expired", "this question link has expired")
     d = rt.trace.book.deliveries.get(delivery_id)
     if d is None or d.notification_id is None or d.document_id is None or d.partner_id is None:
@@ -407,7 +418,7 @@ ASK_BODY = {
 }
 ASK_RESPONSES: dict[int | str, dict[str, Any]] = {
     201: {"content": HTML},
-    **{s: {**r, "content": HTML} for s, r in responses(401, 404, 422, 503).items()},
+    **{s: {**r, "content": HTML} for s, r in responses(401, 404, 422, 429, 503).items()},
     **responses(413),
 }
 
@@ -504,6 +515,8 @@ def _page_message(e: ApiError) -> str:
         return "提问链接无效或不完整。请直接点击通知中的原始链接。"
     if e.status == 404:
         return "找不到这条推送记录。推送可能尚在处理中，请稍后再试。"
+    if e.status == 429:
+        return "通过这条通知提出的问题已达上限，请直接联系推送单位或制文单位。"
     if e.status == 422:
         return f"请填写问题内容（不超过 {QUESTION_MAX} 字）。（{e.message}）"
     return e.message

@@ -3,6 +3,7 @@ the signed link, answering and publishing, and what each partner may see."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -11,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from relay.core.questions import QUESTIONS_PER_DELIVERY
 from relay.core.tokens import question_token
 from tests.helpers.api import (
     bearer,
@@ -298,3 +300,23 @@ async def test_a_later_revision_carries_the_faq_by_email_and_webhook(api: ApiUnd
 
 async def _async(value: T) -> T:
     return value
+
+
+async def test_one_notice_brings_at_most_so_many_questions(api: ApiUnderTest) -> None:
+    pid, tag = unique("p-q-flood"), unique("tag")
+    token = await create_partner(api, pid, tag, [hook(api, pid)[1]])
+    await publish(api, event(unique("DOC-Q-FLOOD"), tag))
+    (d,) = await deliveries(api, pid, token, 1)
+    url = f"/api/v1/deliveries/{d['delivery_id']}/questions"
+    for start in range(0, QUESTIONS_PER_DELIVERY, 20):
+        replies = await asyncio.gather(
+            *(
+                api.http.post(url, json={"question": f"问题{i}"}, headers=bearer(token))
+                for i in range(start, start + 20)
+            )
+        )
+        assert {r.status_code for r in replies} == {201}
+    r = await api.http.post(url, json={"question": "再问一个"}, headers=bearer(token))
+    assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_questions"
+    r = await api.http.post(url, data={**link(api, d["delivery_id"]), "question": "再问"})
+    assert r.status_code == 429 and "已达上限" in r.text

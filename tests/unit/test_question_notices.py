@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from relay.core import chat, rendering
+from relay.core import chat, digest, rendering
 from relay.core.chatbots import Platform
 from relay.core.matching.explain import explain
 from relay.core.models.questions import FaqEntry
@@ -108,3 +108,49 @@ def test_a_long_faq_is_cut_first_and_the_links_stay(kind: str) -> None:
     assert any("/questions?e=" in u for u in found) and any("/ack?t=" in u for u in found)
     # The policy itself was kept: the summary is still there in full.
     assert n.document.summary in text_of(body)
+
+
+def test_a_digest_lists_each_notice_with_its_own_question_link() -> None:
+    n, d, channel = make_notification()
+    held = digest.HeldDigest(
+        partner_id=n.partner_id,
+        channel_id=channel.id,
+        channel_type="email",
+        day=NOW.date(),
+        partition=0,
+        due=NOW,
+        items={d.delivery_id: n},
+    )
+    body = json.loads(
+        digest.webhook_body(held, base_url=BASE_URL, now=NOW, link_secret=LINK_SECRET)
+    )
+    (item,) = body["data"]["notices"]
+    assert signed(item["question_url"], d.delivery_id)
+    msg = digest.build_email(
+        held,
+        channel,
+        mail_from="r@example.org",
+        base_url=BASE_URL,
+        now=NOW,
+        link_secret=LINK_SECRET,
+    )
+    text = msg.get_body(("plain",))
+    assert text is not None and f"有疑问？{item['question_url']}" in str(text.get_content())
+
+
+@pytest.mark.parametrize("kind", PLATFORMS)
+def test_a_robot_digest_lists_each_notice_with_its_own_question_link(kind: str) -> None:
+    n, d, _ = make_notification()
+    channel = bot(kind)
+    held = digest.HeldDigest(
+        partner_id=n.partner_id,
+        channel_id=channel.id,
+        channel_type=kind,
+        day=NOW.date(),
+        partition=0,
+        due=NOW,
+        items={d.delivery_id: n},
+    )
+    body = digest.chat_body(held, channel, base_url=BASE_URL, link_secret=LINK_SECRET, now=NOW)
+    assert any(signed(u, d.delivery_id) for u in links(body) if "/questions" in u)
+    assert chat.within_limits(Platform(kind), body)

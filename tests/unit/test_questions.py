@@ -147,3 +147,11 @@ def test_a_question_token_signs_the_delivery_and_the_expiry() -> None:
     assert not question_token_ok("secret", "dlv_1", 2_000_000_000, "")
     # Not the acknowledgement token: one link cannot stand in for the other.
     assert t != link_token("secret", "dlv_1")
+
+
+def test_the_book_counts_the_questions_each_delivery_brought() -> None:
+    book = QuestionBook()
+    book.put(question(1))
+    book.put(answered(question(1), "答", published=True))  # a new state, not a new question
+    book.put(question(2))
+    assert book.by_delivery == {"dlv_1": 1, "dlv_2": 1}
