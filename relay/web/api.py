@@ -2,7 +2,7 @@
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
-``dashboard`` (the operator's page at ``/`` and the JSON it polls).
+``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from relay.core.logs import get_logger
 from relay.core.models import DocumentEvent, Partner
 from relay.core.tokens import TokenIndex
 from relay.runtime.app import Runtime
-from relay.web import dashboard, deliveries, documents, partners
+from relay.web import catalogues, dashboard, deliveries, documents, partners
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -143,6 +143,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(partners.router)
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
+    api.include_router(catalogues.router)
     return api
 
 

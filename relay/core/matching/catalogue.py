@@ -24,6 +24,8 @@ and source. What validation accepts:
   anything else.
 - **Tags** are an open vocabulary, because the city's tag catalogue keeps growing. Unknown tags
   are never rejected: ``known_tag`` and ``check_tags`` only report them.
+- **Parks** have no national code: a park is the id its partners and documents agree on. The
+  sample list names the sample partners' parks for the pages' pickers; any id is accepted.
 """
 
 from __future__ import annotations
@@ -83,10 +85,11 @@ _industries = _load("gbt4754_2017.json")
 _regions = _load("regions_shanghai.json")
 _scales = _load("scales.json")
 _tags = _load("tags.json")
+_parks = _load("parks.json")
 
 #: Standard and edition of each catalogue, for "which codes are these" questions.
 EDITIONS: Mapping[str, str] = MappingProxyType(
-    {d["catalogue"]: _edition(d) for d in (_industries, _regions, _scales, _tags)}
+    {d["catalogue"]: _edition(d) for d in (_industries, _regions, _scales, _tags, _parks)}
 )
 
 SECTIONS: Mapping[str, Section] = MappingProxyType(
@@ -118,6 +121,9 @@ SCALE_NAMES: Mapping[Scale, str] = MappingProxyType(
 TAGS: Mapping[str, str] = MappingProxyType(
     {tag: group for group, tags in _tags["groups"].items() for tag in tags}
 )
+
+#: Park id → its name, for the sample parks (an open list: other ids are accepted).
+PARKS: Mapping[str, str] = MappingProxyType(dict(_parks["parks"]))
 
 
 def _split_industry(code: str) -> tuple[str, str] | None:
