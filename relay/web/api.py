@@ -23,7 +23,14 @@ from relay.core.logs import get_logger
 from relay.core.models import DocumentEvent, Partner
 from relay.core.tokens import TokenIndex
 from relay.runtime.app import Runtime
-from relay.web import catalogues, dashboard, deliveries, documents, partners
+from relay.web import (
+    catalogues,
+    dashboard,
+    deliveries,
+    document_page,
+    documents,
+    partners,
+)
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -144,6 +151,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
     api.include_router(catalogues.router)
+    api.include_router(document_page.router)
     return api
 
 

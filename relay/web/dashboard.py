@@ -50,6 +50,9 @@ STATIC = TEMPLATES / "web" / "static"
 #: The only files served under /static/, with their types.
 STATIC_TYPES = {
     "dashboard.js": "text/javascript; charset=utf-8",
+    "common.js": "text/javascript; charset=utf-8",
+    "publish.js": "text/javascript; charset=utf-8",
+    "document.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
