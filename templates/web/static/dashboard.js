@@ -147,7 +147,7 @@
           title.append(el("div", "已受理，正在匹配合作方…", "doc-id"));
         }
         const waiting = pending ? pending[d.document_id] || 0 : 0;
-        if (waiting) title.append(el("span", waiting + " 个问题待答复", "status question"));
+        if (waiting) title.append(el("span", waiting + " 个问题待答复", "status waiting"));
         if (f.deliveries) title.append(funnelBar(f));
         for (const v of d.versions.filter((v) => v.version !== d.version).reverse()) {
           title.append(el("div", versionLine(v), "doc-id earlier"));

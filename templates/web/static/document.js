@@ -260,7 +260,7 @@
       shown.append(el("p", q.answer.text));
       box.append(shown);
     } else {
-      box.append(el("span", "待答复", "status question"));
+      box.append(el("span", "待答复", "status waiting"));
     }
     box.append(answerForm(q));
     return box;
