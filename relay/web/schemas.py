@@ -21,6 +21,7 @@ from relay.core.models import (
     Coverage,
     DeliveryPrefs,
     DeliveryStatus,
+    Document,
     EmailChannel,
     Interests,
     MatchResult,
@@ -404,6 +405,13 @@ class DocumentAccepted(BaseModel):
     type: str
     partition: int
     offset: int
+
+
+class CurrentDocument(BaseModel):
+    """The latest accepted version of a document, whole: the base of its next revision."""
+
+    document: Document
+    versions: list[int] = Field(description="the versions accepted, oldest first")
 
 
 class TraceEvent(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from relay.core.models import DeliveryStatus
-from tests.helpers.api import create_partner, event, eventually, hook, publish, unique
+from tests.helpers.api import bearer, create_partner, event, eventually, hook, publish, unique
 from tests.helpers.receivers import respond
 from tests.integration.conftest import ApiUnderTest
 
@@ -161,3 +161,37 @@ async def test_the_page_and_its_files_come_from_the_worker_under_a_strict_policy
     }
     assert "/api/v1/documents" in schema["paths"] and "get" in schema["paths"]["/api/v1/documents"]
     assert "post" in schema["paths"]["/api/v1/documents"]  # publishing is still there
+
+
+async def test_a_document_reads_back_as_its_latest_version_for_the_operator(
+    api: ApiUnderTest,
+) -> None:
+    tag = unique("tag")
+    pid = unique("p-read")
+    token = await create_partner(api, pid, tag, [hook(api, pid)[1]])
+    ev = event(unique("DOC-READ"), tag, title="读回测试：第一版")
+    doc_id = ev["document"]["id"]
+    await publish(api, ev)
+    revision = event(doc_id, tag, title="读回测试：第二版", version=2)
+    revision["type"] = "document.revised"
+    revision["document"]["id"] = doc_id
+
+    async def read(version: int) -> dict[str, Any] | None:
+        r = await api.http.get(f"/api/v1/documents/{doc_id}", headers=api.op)
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body if max(body["versions"]) == version else None
+
+    first = await eventually(lambda: read(1), what="version 1 read back")
+    assert first["document"]["title"] == "读回测试：第一版"
+    assert first["document"]["scope"]["regions"] == ["310115"]
+    await publish(api, revision)
+    second = await eventually(lambda: read(2), what="version 2 read back")
+    assert second["versions"] == [1, 2] and second["document"]["title"] == "读回测试：第二版"
+
+    r = await api.http.get("/api/v1/documents/DOC-NEVER-PUBLISHED", headers=api.op)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = await api.http.get(f"/api/v1/documents/{doc_id}", headers=bearer(token))
+    assert r.status_code == 403

@@ -210,6 +210,7 @@ async def test_a_wrong_token_shows_a_clear_message_and_no_data(api: ApiUnderTest
 
 # ------------------------------------------------------------------ publishing from the form
 
+C39_CHIP = "C39 计算机、通信和其他电子设备制造业×"
 UNPROCESSABLE = re.compile(
     r"the server responded with a status of 422" + "|" + NO_QUESTIONS_YET.pattern
 )
@@ -278,9 +279,7 @@ async def test_the_operator_publishes_from_the_form_and_follows_it_to_its_page(
         # Take the bad code out, pick a real industry by its name, and publish.
         await industries.get_by_role("button", name=re.compile("移除 Z99")).click()
         await pick(page, "document.scope.industries", "计算机、通信和其他电子设备制造业")
-        await expect(industries.locator(".chip")).to_have_text(
-            ["C39 计算机、通信和其他电子设备制造业×"]
-        )
+        await expect(industries.locator(".chip")).to_have_text([C39_CHIP])
         await page.click("#publish-submit")
         await expect(page.locator("#notice")).to_contain_text("已提交发布", timeout=LIVE)
         await expect(error).to_have_count(0)
@@ -334,23 +333,37 @@ async def test_the_operator_publishes_from_the_form_and_follows_it_to_its_page(
         await expect(bad_row).to_have_attribute("data-state", "delivered", timeout=LIVE)
         await expect(version.locator('[data-field="failed"]')).to_have_text("0", timeout=LIVE)
 
-        # A revision goes to both: its row counts v2 alone, v1's acknowledgement stays v1's.
-        revision = event(doc_id, tag, title=title + "（修订）", version=2)
-        revision["type"] = "document.revised"
-        revision["document"]["id"] = doc_id
-        await publish(api, revision)
+        # The revision is drafted from the page: the form comes filled from version 1.
+        await page.get_by_role("link", name="发布修订").click()
+        await expect(page.locator("#publish")).to_have_attribute("open", "", timeout=LIVE)
+        await expect(page.locator("#f-version")).to_have_value("2")
+        await expect(page.locator("#f-type")).to_have_value("document.revised")
+        await expect(page.locator("#f-id")).to_have_value(doc_id)
+        await expect(page.locator("#f-title")).to_have_value(title)
+        await expect(industries.locator(".chip")).to_have_text([C39_CHIP])
+        await expect(page.get_by_label("行业协会")).to_be_checked()
+        assert "revise" not in page.url
+        await page.fill("#f-title", title + "（修订）")
+        await page.fill("#f-changes", "申报截止日期延后一个月。")
+        await page.click("#publish-submit")
+        await expect(page.locator("#notice")).to_contain_text("第 2 版", timeout=LIVE)
+
+        # It goes to both: its row counts v2 alone; v1's acknowledgement stays v1's.
+        await expect(row.locator('[data-field="version"]')).to_have_text("第 2 版", timeout=LIVE)
+        await expect(row.locator('[data-field="delivered"]')).to_have_text("2", timeout=LIVE)
+        await expect(row.locator('[data-field="partners_matched"]')).to_have_text("2")
+        await expect(row.locator('[data-field="acknowledged"]')).to_have_text("0")
+        await expect(row.locator('[data-field="enterprises_reached"]')).to_have_text("0")
+        await expect(row).to_contain_text("第 1 版：推送 2 个合作方，送达 2，确认 1，触达企业 25")
+
+        await row.get_by_role("link", name="详情").click()
         v2 = page.locator('#versions-body tr[data-version="2"]')
         await expect(v2.locator('[data-field="delivered"]')).to_have_text("2", timeout=LIVE)
         await expect(v2.locator('[data-field="acknowledged"]')).to_have_text("0")
         await expect(v2.locator('[data-field="enterprises_reached"]')).to_have_text("0")
         await expect(version.locator('[data-field="enterprises_reached"]')).to_have_text("25")
-
-        await page.get_by_role("link", name="← 返回工作台").click()
-        await expect(row.locator('[data-field="version"]')).to_have_text("第 2 版", timeout=LIVE)
-        await expect(row.locator('[data-field="partners_matched"]')).to_have_text("2")
-        await expect(row.locator('[data-field="acknowledged"]')).to_have_text("0")
-        await expect(row.locator('[data-field="enterprises_reached"]')).to_have_text("0")
-        await expect(row).to_contain_text("第 1 版：推送 2 个合作方，送达 2，确认 1，触达企业 25")
+        await expect(page.locator('.version-block[data-version="2"] h3')).to_contain_text("修订")
+        await check_page(tab, "document-revised")
         # Chromium reports the refused publication itself; nothing else may go wrong.
         assert tab.errors(allowed=UNPROCESSABLE) == []
         assert await tab.csp_violations() == []

@@ -266,8 +266,26 @@
 
   // ------------------------------------------------------------------ start
 
+  // /?revise=ID or /?repeal=ID (the document page's buttons): the form, filled in.
+  const asked = new URLSearchParams(location.search);
+  let draft = asked.get("revise")
+    ? [asked.get("revise"), "document.revised"]
+    : asked.get("repeal")
+      ? [asked.get("repeal"), "document.repealed"]
+      : null;
+
+  function signedIn() {
+    start();
+    if (draft) {
+      const [id, type] = draft;
+      draft = null;
+      history.replaceState(null, "", "/");
+      window.RelayPublish.prefill(id, type);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     window.RelayPublish.setUp({ onPublished: start });
-    R.setUp({ onSignedIn: start, onSignedOut: stop });
+    R.setUp({ onSignedIn: signedIn, onSignedOut: stop });
   });
 })();

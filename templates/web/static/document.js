@@ -331,6 +331,8 @@
   // ------------------------------------------------------------------ start
 
   document.addEventListener("DOMContentLoaded", () => {
+    $("revise").href = "/?revise=" + encodeURIComponent(docId);
+    $("repeal").href = "/?repeal=" + encodeURIComponent(docId);
     $("replay-all").addEventListener("click", () =>
       R.replay({ document_id: docId }, "这份政策全部失败的推送", $("replay-all"), start)
     );

@@ -322,6 +322,61 @@ window.RelayPublish = (function () {
     }
   }
 
+  // ------------------------------------------------------------------ revising, repealing
+
+  function set(name, v) {
+    const input = document.querySelector('#publish-form [name="' + name + '"]');
+    if (!input) return;
+    if (input.type === "checkbox") input.checked = Boolean(v);
+    else input.value = v === null || v === undefined ? "" : String(v);
+  }
+
+  // The form filled from the document's latest version, for its revision or repeal.
+  async function prefill(documentId, type) {
+    const response = await R.api("/api/v1/documents/" + encodeURIComponent(documentId));
+    const refusal = await R.refused(response);
+    if (refusal) {
+      R.signedOut(refusal);
+      return;
+    }
+    if (!response.ok) {
+      R.show("problem", "读取政策《" + documentId + "》失败：" + (await R.errorMessage(response)));
+      return;
+    }
+    const body = await response.json();
+    const doc = body.document;
+    await loadCatalogues();
+    $("publish-form").reset();
+    resetForm();
+    set("type", type);
+    const latest = Math.max(...body.versions);
+    const fields = [
+      "id", "title", "doc_number", "issuer", "published_on", "effective_from", "expires_on",
+      "normative", "url", "interpretation_url", "index_no", "disclosure", "summary",
+    ];
+    for (const f of fields) set("document." + f, doc[f]);
+    set("document.version", type === "document.revised" ? latest + 1 : latest);
+    if (doc.contact) {
+      for (const f of ["unit", "phone", "email"]) set("document.contact." + f, doc.contact[f]);
+    }
+    chosen.tags = (doc.tags || []).slice();
+    for (const key of ["industries", "regions", "parks"]) chosen[key] = (doc.scope[key] || []).slice();
+    for (const key of ["audiences", "scales"]) {
+      for (const box of document.querySelectorAll('#publish-form [name="document.scope.' + key + '"]')) {
+        box.checked = (doc.scope[key] || []).includes(box.value);
+      }
+    }
+    for (const field of document.querySelectorAll(".picker")) drawChips(field);
+    showForType();
+    $("publish").open = true;
+    R.show(
+      "notice",
+      (type === "document.revised" ? "已按第 " + latest + " 版填好修订稿" : "已填好废止通知") +
+        "：请核对后提交。"
+    );
+    $("publish").scrollIntoView({ block: "start" });
+  }
+
   function setUp(options) {
     onPublished = options.onPublished;
     setUpPickers();
@@ -334,5 +389,5 @@ window.RelayPublish = (function () {
     showForType();
   }
 
-  return { setUp, loadCatalogues };
+  return { setUp, loadCatalogues, prefill };
 })();
