@@ -2,7 +2,8 @@
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
-``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues``.
+``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues`` (the code
+catalogues with their names, for the pages' pickers), ``document_page``, ``questions``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from relay.web import (
     document_page,
     documents,
     partners,
+    questions,
 )
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
@@ -39,7 +41,7 @@ from relay.web.store import PartnerStore
 log = get_logger(__name__)
 
 #: Bodies referenced by hand in /openapi.json (routes that read the raw body themselves).
-EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (DocumentEvent, AckIn, AckForm)
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (DocumentEvent, AckIn, AckForm, *questions.SCHEMAS)
 
 DESCRIPTION = """\
 Partner self-service and operator API of Policy Relay (DESIGN §7).
@@ -151,6 +153,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
     api.include_router(catalogues.router)
+    api.include_router(questions.router)
     api.include_router(document_page.router)
     return api
 

@@ -1,7 +1,9 @@
-"""The code catalogues for the pages' pickers: every code with its Chinese name.
+"""The code catalogues as the pages' pickers need them: ``GET /api/v1/catalogues``.
 
-Read-only and the same for everyone signed in (operator or partner): the catalogues are
-package data (``relay/core/matching/catalogues``), so the answer is built once.
+Every code with its Chinese name, its level and its parent, so a page can offer 制造业 ›
+计算机、通信和其他电子设备制造业 instead of asking for ``C39``. Industry codes carry their
+section letter (``C39``), as the sample partners write them. Open vocabularies (parks, tags)
+are marked ``open``: a code outside the list is still accepted.
 """
 
 from __future__ import annotations
@@ -11,82 +13,143 @@ from functools import cache
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from relay.core.matching import catalogue
+from relay.core.matching import catalogue as cat
+from relay.core.models import Audience
 from relay.web.errors import responses
 from relay.web.security import Caller
 
 router = APIRouter(prefix="/api/v1", tags=["catalogues"])
 
-AUDIENCES = {"association": "行业协会", "park": "产业园区"}
+#: Who a document is for (``scope.audiences``) and who a partner is (``kind``).
+AUDIENCES = {Audience.association: "行业协会", Audience.park: "产业园区"}
 
 
 class CatalogueEntry(BaseModel):
-    code: str = Field(description="what the API takes, e.g. C39, 310118106, small")
-    name: str = Field(description="its Chinese name")
-    group: str | None = Field(
-        default=None, description="an industry's 门类, a region's level, a tag's group"
+    code: str
+    name: str
+    level: str = Field(
+        description="industries: section, division, group, class; regions: province, district, "
+        "subdistrict, town; parks: park; scales: scale; tags: tag; audiences: audience"
     )
+    parent: str | None = Field(default=None, description="the code one level up, if listed")
+    group: str | None = Field(default=None, description="tags: the group of the vocabulary")
+
+
+class Catalogue(BaseModel):
+    title: str
+    edition: str
+    open: bool = Field(description="codes outside the list are accepted (parks, tags)")
+    entries: list[CatalogueEntry]
 
 
 class Catalogues(BaseModel):
-    """Every code the scope and coverage fields take, with its name (DESIGN §4, §5).
+    """What a partner's coverage and interests may name, with the names to show."""
 
-    Industries and regions are checked against these lists (a group or class the list
-    does not name may still be valid); tags and parks are open lists of known values.
-    """
-
-    industries: list[CatalogueEntry] = Field(
-        description="GB/T 4754-2017: 门类, then divisions, groups, classes (with their letter)"
-    )
-    regions: list[CatalogueEntry] = Field(description="上海市, its districts, 青浦区's townships")
-    scales: list[CatalogueEntry]
-    audiences: list[CatalogueEntry]
-    tags: list[CatalogueEntry] = Field(description="the sample vocabulary; others are accepted")
-    parks: list[CatalogueEntry] = Field(description="the sample parks; other ids are accepted")
-    editions: dict[str, str] = Field(description="catalogue → its standard and edition")
+    industries: Catalogue
+    regions: Catalogue
+    parks: Catalogue
+    scales: Catalogue
+    tags: Catalogue
+    audiences: Catalogue
 
 
 def _industries() -> list[CatalogueEntry]:
     out = []
-    for letter, section in catalogue.SECTIONS.items():
-        out.append(CatalogueEntry(code=letter, name=section.name, group="门类"))
-        label = f"{letter} {section.name}"
+    for section in cat.SECTIONS.values():
+        out.append(CatalogueEntry(code=section.letter, name=section.name, level="section"))
         for division in section.divisions:
-            name = catalogue.DIVISIONS.get(division)
+            name = cat.DIVISIONS.get(division)
             if name is None:
                 continue
-            out.append(CatalogueEntry(code=letter + division, name=name, group=label))
-            finer = sorted([*catalogue.GROUPS.items(), *catalogue.CLASSES.items()])
-            out += [
-                CatalogueEntry(code=letter + code, name=n, group=label)
-                for code, n in finer
-                if code.startswith(division)
-            ]
+            code = section.letter + division
+            out.append(
+                CatalogueEntry(code=code, name=name, level="division", parent=section.letter)
+            )
+            for group, group_name in sorted(cat.GROUPS.items()):
+                if group.startswith(division):
+                    out.append(
+                        CatalogueEntry(
+                            code=section.letter + group, name=group_name, level="group", parent=code
+                        )
+                    )
+            for klass, class_name in sorted(cat.CLASSES.items()):
+                if klass.startswith(division):
+                    parent = klass[:3] if klass[:3] in cat.GROUPS else division
+                    out.append(
+                        CatalogueEntry(
+                            code=section.letter + klass,
+                            name=class_name,
+                            level="class",
+                            parent=section.letter + parent,
+                        )
+                    )
     return out
 
 
-LEVELS = {
-    "province": "省级",
-    "prefecture": "地级",
-    "district": "区",
-    "town": "镇",
-    "subdistrict": "街道",
-}
+def _regions() -> list[CatalogueEntry]:
+    out = []
+    for region in cat.REGIONS.values():
+        if region.level == "prefecture":  # 市辖区: a statistical layer, not a choice
+            continue
+        if region.level == "province":
+            parent = None
+        elif region.level == "district":
+            parent = region.code[:2] + "0000"
+        else:
+            parent = region.code[:6]
+        out.append(
+            CatalogueEntry(code=region.code, name=region.name, level=region.level, parent=parent)
+        )
+    return out
 
 
 @cache
 def catalogues() -> Catalogues:
     return Catalogues(
-        industries=_industries(),
-        regions=[
-            CatalogueEntry(code=r.code, name=r.name, group=LEVELS.get(r.level, r.level))
-            for r in catalogue.REGIONS.values()
-        ],
-        scales=[CatalogueEntry(code=s.value, name=n) for s, n in catalogue.SCALE_NAMES.items()],
-        audiences=[CatalogueEntry(code=c, name=n) for c, n in AUDIENCES.items()],
-        tags=[CatalogueEntry(code=t, name=t, group=g) for t, g in catalogue.TAGS.items()],
-        parks=[CatalogueEntry(code=c, name=n) for c, n in catalogue.PARKS.items()],
-        editions=dict(catalogue.EDITIONS),
+        industries=Catalogue(
+            title="国民经济行业分类",
+            edition=cat.EDITIONS["industries"],
+            open=False,
+            entries=_industries(),
+        ),
+        regions=Catalogue(
+            title="行政区划", edition=cat.EDITIONS["regions"], open=False, entries=_regions()
+        ),
+        parks=Catalogue(
+            title="园区",
+            edition=cat.EDITIONS["parks"],
+            open=True,
+            entries=[
+                CatalogueEntry(code=code, name=name, level="park")
+                for code, name in cat.PARKS.items()
+            ],
+        ),
+        scales=Catalogue(
+            title="企业规模",
+            edition=cat.EDITIONS["scales"],
+            open=False,
+            entries=[
+                CatalogueEntry(code=str(scale), name=name, level="scale")
+                for scale, name in cat.SCALE_NAMES.items()
+            ],
+        ),
+        audiences=Catalogue(
+            title="推送对象",
+            edition="DESIGN §4",
+            open=False,
+            entries=[
+                CatalogueEntry(code=str(a), name=AUDIENCES[a], level="audience") for a in Audience
+            ],
+        ),
+        tags=Catalogue(
+            title="政策标签",
+            edition=cat.EDITIONS["tags"],
+            open=True,
+            entries=[
+                CatalogueEntry(code=tag, name=tag, level="tag", group=group)
+                for tag, group in cat.TAGS.items()
+            ],
+        ),
     )
 
 
@@ -94,7 +157,8 @@ def catalogues() -> Catalogues:
     "/catalogues",
     response_model=Catalogues,
     responses=responses(401),
-    summary="The codes of scopes and coverage with their Chinese names (for pickers)",
+    summary="The code catalogues with their Chinese names (industries, regions, parks, scales, "
+    "tags), for pickers",
 )
 async def get_catalogues(_: Caller) -> Catalogues:
     return catalogues()

@@ -3,7 +3,8 @@
 Every browser test opens its tabs through `open_tab`, which records console errors, page
 crashes and Content-Security-Policy violations before any of the page's own scripts run.
 `check_page` is what every page must pass at every size: nothing wider than the screen
-(measured in the browser) and a screenshot kept as a test artifact under
+(measured in the browser), no serious or critical accessibility violation found by axe-core
+(vendored under ``tests/vendor/axe-core``), and a screenshot kept as a test artifact under
 ``test-artifacts/screenshots`` (or ``$RELAY_TEST_ARTIFACTS``). Chromium comes from the
 system (``apt-get install chromium fonts-noto-cjk``; .ci/run does it): Playwright never
 downloads a browser, and a missing Chromium fails the test rather than skipping it.
@@ -16,6 +17,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(
     os.environ.get("RELAY_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
 )
+AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"
 #: Every CSP violation the page sees, recorded before any of its own scripts run.
 WATCH_CSP = """
 window.__csp = [];
@@ -134,10 +137,69 @@ async def screenshot(tab: Tab, name: str) -> Path:
     return path
 
 
+@cache
+def _axe_source() -> str:
+    return AXE.read_text(encoding="utf-8")
+
+
+#: The impacts that fail a page; "minor" and "moderate" ones are left to judgement.
+FAILING_IMPACTS = ("serious", "critical")
+
+RUN_AXE = """
+async () => {
+  const result = await window.axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map((v) => ({
+    id: v.id,
+    impact: v.impact,
+    help: v.help,
+    nodes: v.nodes.map((n) => ({target: n.target.join(" "), summary: n.failureSummary || ""})),
+  }));
+}
+"""
+
+
+def describe_violations(violations: list[dict[str, Any]], limit: int = 5) -> str:
+    """One paragraph per rule: its impact, id and help, then up to `limit` offending elements."""
+    lines: list[str] = []
+    for v in violations:
+        lines.append(f"[{v['impact']}] {v['id']}: {v['help']} ({len(v['nodes'])} element(s))")
+        for node in v["nodes"][:limit]:
+            summary = " ".join(node["summary"].split())
+            lines.append(f"    {node['target']}: {summary[:300]}")
+        if len(v["nodes"]) > limit:
+            lines.append(f"    ... and {len(v['nodes']) - limit} more")
+    return "\n".join(lines)
+
+
+async def axe_violations(tab: Tab) -> list[dict[str, Any]]:
+    """Every violation axe-core finds on the page as it is now (all impacts).
+
+    axe is evaluated through the DevTools protocol (``page.evaluate``), which the page's
+    Content-Security-Policy does not govern, so the page keeps its strict policy while it is
+    checked (an inline ``<script>`` or a ``bypass_csp`` context would need it weakened).
+    """
+    if not await tab.page.evaluate("typeof window.axe === 'object'"):
+        await tab.page.evaluate(_axe_source())
+    violations: list[dict[str, Any]] = await tab.page.evaluate(RUN_AXE)
+    return violations
+
+
+async def assert_accessible(tab: Tab, name: str = "the page") -> None:
+    """Fail on any serious or critical axe-core violation, each listed with its elements."""
+    found = [v for v in await axe_violations(tab) if v["impact"] in FAILING_IMPACTS]
+    assert not found, (
+        f"{name} at {tab.size.name} has serious accessibility violations:\n"
+        + describe_violations(found)
+    )
+
+
 async def check_page(tab: Tab, name: str) -> None:
-    """What every page must pass at every size: no sideways scrolling, a kept screenshot."""
+    """What every page must pass at every size: no sideways scrolling, no serious or critical
+    accessibility violation, and a kept screenshot (taken first, so a failing page still
+    leaves its picture)."""
     await screenshot(tab, name)
     measured = await sideways(tab.page)
     assert measured["scroll"] <= measured["view"], (
         f"{name} at {tab.size.name} scrolls sideways: {measured}"
     )
+    await assert_accessible(tab, name)

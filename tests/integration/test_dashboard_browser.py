@@ -41,8 +41,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 LIVE = 30_000  # ms: the page polls every 2 s; a delivery takes well under a second
 #: Words of the stream that an openness office should not have to read.
-# TEMPORARY until the questions API is merged: its paths answer 404 here.
-NO_QUESTIONS_YET = re.compile(r"status of 404")
 KAFKA_WORDS = ("主题", "分区", "worker", "死信", "积压", "Kafka", "topic", "offset", "relay.")
 
 
@@ -171,21 +169,17 @@ async def test_the_dashboard_follows_a_published_document_live_and_replays_its_d
     await expect(failure).to_have_count(0, timeout=LIVE)
 
     assert await page.evaluate("window.__samePage") is True
-    assert tab.errors(allowed=NO_QUESTIONS_YET) == []
+    assert tab.errors() == []
     assert await tab.csp_violations() == []
 
     # A reload keeps the session (the tab's storage) and shows the board again.
     await page.reload()
     await expect(page.locator("#board")).to_be_visible(timeout=LIVE)
     await expect(page.locator(f'tr[data-document-id="{doc_id}"]')).to_be_visible(timeout=LIVE)
-    assert tab.errors(allowed=NO_QUESTIONS_YET) == []
+    assert tab.errors() == []
 
 
-REFUSED = re.compile(
-    r"Failed to load resource: the server responded with a status of 401"
-    + "|"
-    + NO_QUESTIONS_YET.pattern
-)
+REFUSED = re.compile(r"Failed to load resource: the server responded with a status of 401")
 
 
 async def test_a_wrong_token_shows_a_clear_message_and_no_data(api: ApiUnderTest, tab: Tab) -> None:
@@ -211,9 +205,7 @@ async def test_a_wrong_token_shows_a_clear_message_and_no_data(api: ApiUnderTest
 # ------------------------------------------------------------------ publishing from the form
 
 C39_CHIP = "C39 计算机、通信和其他电子设备制造业×"
-UNPROCESSABLE = re.compile(
-    r"the server responded with a status of 422" + "|" + NO_QUESTIONS_YET.pattern
-)
+UNPROCESSABLE = re.compile(r"the server responded with a status of 422")
 
 
 async def pick(page: Page, field: str, text: str) -> None:
@@ -424,5 +416,70 @@ async def test_every_operator_page_fits_the_screen(
         partner = page.locator(f'tr.partner[data-partner-id="{bad}"]')
         await expect(partner).to_have_attribute("data-state", "failed", timeout=LIVE)
         await check_page(tab, "document")
-        assert tab.errors(allowed=NO_QUESTIONS_YET) == []
+        assert tab.errors() == []
+        assert await tab.csp_violations() == []
+
+
+# ------------------------------------------------------------------ questions and answers
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=lambda s: s.name)
+async def test_the_operator_answers_a_question_and_publishes_it(
+    api: ApiUnderTest, browser: Browser, size: Size
+) -> None:
+    tag = unique("tag")
+    pid = unique("p-ask")
+    token = await create_partner(api, pid, tag, [hook(api, pid)[1]])
+    ev = event(unique("DOC-ASK"), tag, title="浏览器测试：企业提问")
+    doc_id = ev["document"]["id"]
+    await publish(api, ev)
+    (delivery,) = await deliveries(api, pid, token, 1)
+    question = "注册在徐泾镇、经营地在华新镇的小微企业能否申请？"
+    r = await api.http.post(
+        f"/api/v1/deliveries/{delivery['delivery_id']}/questions",
+        json={"question": question, "asker": "上海某科技有限公司"},
+        headers=bearer(token),
+    )
+    assert r.status_code == 201, r.text
+    qid = r.json()["id"]
+
+    async with open_tab(browser, size) as tab:
+        page = tab.page
+        await page.goto(f"{api.relay.stack.web_url}/")
+        await sign_in(tab, api.operator_token)
+        # The workbench counts it among the questions waiting, and on its document's row.
+        row = page.locator(f'#documents-body tr[data-document-id="{doc_id}"]')
+        await expect(row).to_contain_text("1 个问题待答复", timeout=LIVE)
+        assert count(await page.locator("#ov-questions").inner_text()) >= 1
+
+        await row.get_by_role("link", name="详情").click()
+        asked = page.locator(f'article.question[data-question-id="{qid}"]')
+        await expect(asked).to_contain_text(question, timeout=LIVE)
+        await expect(asked).to_contain_text("上海某科技有限公司")
+        await expect(asked).to_contain_text("待答复")
+        await check_page(tab, "document-question")
+
+        # An empty answer is refused where it was typed, and nothing is recorded.
+        await asked.get_by_role("button", name="提交答复").click()
+        await expect(asked.locator(".field-error")).to_be_visible(timeout=LIVE)
+        await expect(asked.locator(".field-error")).to_contain_text("answer")
+
+        answer = "可以。以注册地为准，徐泾镇注册的小微企业均可申请。"
+        await asked.get_by_label("答复").fill(answer)
+        await asked.get_by_label("公开到常见问题解答").check()
+        await asked.get_by_role("button", name="提交答复").click()
+        await expect(page.locator("#notice")).to_contain_text("已答复并公开", timeout=LIVE)
+        await expect(asked).to_contain_text("已答复 · 已公开", timeout=LIVE)
+        await expect(asked).to_contain_text(answer)
+        await check_page(tab, "document-answered")
+
+        # The published answer is the document's FAQ, as anyone reads it.
+        faq = (await api.http.get(f"/api/v1/documents/{doc_id}/faq")).json()
+        assert [(e["question"], e["answer"]) for e in faq["items"]] == [(question, answer)]
+
+        # Back on the workbench the question no longer waits.
+        await page.get_by_role("link", name="← 返回工作台").click()
+        await expect(row).to_be_visible(timeout=LIVE)
+        await expect(row).not_to_contain_text("待答复", timeout=LIVE)
+        assert tab.errors(allowed=UNPROCESSABLE) == []
         assert await tab.csp_violations() == []

@@ -35,8 +35,9 @@ window.RelayPublish = (function () {
     if (!response.ok) return; // the pickers still take typed codes; the API checks them
     const body = await response.json();
     loaded = true;
-    for (const [key, entries] of Object.entries(body)) {
-      if (!Array.isArray(entries)) continue;
+    const entriesOf = (key) => (body[key] && body[key].entries) || [];
+    for (const key of Object.keys(body)) {
+      const entries = entriesOf(key);
       names[key] = {};
       for (const e of entries) names[key][e.code] = e.name;
       const list = $("dl-" + key);
@@ -45,7 +46,9 @@ window.RelayPublish = (function () {
           ...entries.map((e) => {
             const option = el("option");
             option.value = key === "tags" ? e.code : e.code + " " + e.name;
-            if (e.group) option.label = e.group;
+            // Where it sits: a tag's group, or the name of the level above (制造业 for C39).
+            const above = e.group || (e.parent && names[key][e.parent]);
+            if (above) option.label = above;
             return option;
           })
         );
@@ -55,7 +58,7 @@ window.RelayPublish = (function () {
       const key = box.dataset.choices;
       const field = box.closest(".field").dataset.path;
       box.replaceChildren(
-        ...(body[key] || []).map((e) => {
+        ...entriesOf(key).map((e) => {
           const wrap = el("label", null, "choice");
           const input = el("input");
           input.type = "checkbox";
