@@ -457,9 +457,16 @@ async def test_the_operator_answers_a_question_and_publishes_it(
         await expect(row).to_contain_text("1 个问题待答复", timeout=LIVE)
         assert count(await page.locator("#ov-questions").inner_text()) >= 1
 
-        await row.get_by_role("link", name="详情").click()
+        waiting = page.locator(f'#asked-list li[data-question-id="{qid}"]')
+        await expect(waiting).to_contain_text(question)
+        await expect(waiting).to_contain_text("浏览器测试：企业提问")
+        await check_page(tab, "dashboard-questions")
+
+        # 去答复 opens the document's page at the question, its answer box ready.
+        await waiting.get_by_role("link", name="去答复").click()
         asked = page.locator(f'article.question[data-question-id="{qid}"]')
         await expect(asked).to_contain_text(question, timeout=LIVE)
+        await expect(asked.locator("textarea")).to_be_focused()
         await expect(asked).to_contain_text("上海某科技有限公司")
         await expect(asked).to_contain_text("待答复")
         await check_page(tab, "document-question")
@@ -486,5 +493,6 @@ async def test_the_operator_answers_a_question_and_publishes_it(
         await page.get_by_role("link", name="← 返回工作台").click()
         await expect(row).to_be_visible(timeout=LIVE)
         await expect(row).not_to_contain_text("待答复", timeout=LIVE)
+        await expect(waiting).to_have_count(0)
         assert tab.errors(allowed=UNPROCESSABLE) == []
         assert await tab.csp_violations() == []

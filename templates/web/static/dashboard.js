@@ -32,7 +32,7 @@
     // The questions API (DESIGN §7); an older worker without it shows "—".
     if (noQuestions) return null;
     try {
-      const response = await R.api("/api/v1/questions");
+      const response = await R.api("/api/v1/questions?limit=500");
       if (response.status === 404) noQuestions = true;
       if (!response.ok) return null;
       return await response.json();
@@ -72,14 +72,45 @@
   function renderQuestions(asked) {
     if (!asked) {
       pending = null;
+      $("asked").hidden = true;
       $("ov-questions").textContent = "—";
       $("ov-questions-note").textContent = "问题功能暂未启用";
       return;
     }
     pending = {};
-    for (const d of asked.documents || []) pending[d.document_id] = d.unanswered;
+    const titles = {};
+    for (const d of asked.documents || []) {
+      pending[d.document_id] = d.unanswered;
+      titles[d.document_id] = d.title || d.document_id;
+    }
     $("ov-questions").textContent = num(asked.unanswered);
     $("ov-questions-note").textContent = "企业提出、尚未答复";
+    // Newest first, like everything on this page; the rest are on their documents' pages.
+    const items = (asked.items || [])
+      .slice()
+      .sort((a, b) => String(b.asked_at).localeCompare(String(a.asked_at)))
+      .slice(0, 10);
+    $("asked").hidden = items.length === 0;
+    $("asked-list").replaceChildren(
+      ...items.map((q) => {
+        const item = el("li");
+        item.dataset.questionId = q.id;
+        item.append(el("div", q.question, "question-text"));
+        const meta = el("div", null, "doc-id");
+        meta.append(
+          "《" + (titles[q.document_id] || q.document_id) + "》 · " +
+            [q.asker, R.when(q.asked_at)].filter(Boolean).join(" · ") + " "
+        );
+        const go = el("a", "去答复");
+        go.href = "/documents/" + encodeURIComponent(q.document_id) + "#q-" + encodeURIComponent(q.id);
+        meta.append(go);
+        item.append(meta);
+        return item;
+      })
+    );
+    if (asked.unanswered > items.length) {
+      $("asked-list").append(el("li", "另有 " + (asked.unanswered - items.length) + " 个问题，见各政策详情。", "muted"));
+    }
   }
 
   function render(data) {

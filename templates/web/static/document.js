@@ -238,14 +238,23 @@
     const items = (await response.json()).items || [];
     const seen = JSON.stringify(items);
     if (!force && (seen === questionsSeen || typing())) return;
+    const first = questionsSeen === null;
     questionsSeen = seen;
     $("questions-empty").hidden = items.length > 0;
     $("questions").replaceChildren(...items.map(questionBox));
+    // Came from the workbench's 去答复: straight to that question's answer.
+    const target = first && location.hash ? document.getElementById(location.hash.slice(1)) : null;
+    if (target) {
+      target.scrollIntoView({ block: "start" });
+      const area = target.querySelector("textarea");
+      if (area) area.focus({ preventScroll: true });
+    }
   }
 
   function questionBox(q) {
     const box = el("article", null, "question " + (q.answer ? "answered" : "open"));
     box.dataset.questionId = q.id;
+    box.id = "q-" + q.id;
     box.append(el("p", q.question, "question-text"));
     const who = [
       q.partner_id ? "合作方 " + (partnerNames[q.partner_id] || q.partner_id) : "",
