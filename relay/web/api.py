@@ -3,7 +3,8 @@
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
 ``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues`` (the code
-catalogues with their names, for the pages' pickers), ``document_page``, ``questions``.
+catalogues with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
+``document_page`` (a document's page), ``questions``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from relay.web import (
     catalogues,
     dashboard,
     deliveries,
+    docs,
     document_page,
     documents,
     partners,
@@ -82,7 +84,15 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
 
 
 def create_api(rt: Runtime) -> FastAPI:
-    api = FastAPI(title="Policy Relay", version="0.1.0", description=DESCRIPTION)
+    # /docs is ours (relay.web.docs: served assets, strict CSP); FastAPI's loads a CDN's.
+    api = FastAPI(
+        title="Policy Relay",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
     api.state.rt = rt
     api.state.store = PartnerStore(rt)
     api.state.tokens = tokens = TokenIndex()
@@ -147,6 +157,7 @@ def create_api(rt: Runtime) -> FastAPI:
         return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     api.include_router(dashboard.page_router)
+    api.include_router(docs.router)
     api.include_router(dashboard.router)
     api.include_router(documents.router)
     api.include_router(partners.router)

@@ -27,6 +27,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(
     os.environ.get("RELAY_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
 )
+#: Font families that draw Chinese (Debian's fonts-noto-cjk gives "Noto Sans CJK SC").
+CJK_FAMILY = re.compile(r"CJK|Source Han|WenQuanYi|PingFang|YaHei|Hiragino", re.IGNORECASE)
+HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"
 #: Every CSP violation the page sees, recorded before any of its own scripts run.
 WATCH_CSP = """
@@ -135,6 +138,38 @@ async def screenshot(tab: Tab, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     await tab.page.screenshot(path=str(path), full_page=True)
     return path
+
+
+async def fonts_drawing(tab: Tab, selector: str) -> dict[str, int]:
+    """The system fonts Chromium actually drew the element's text with: family -> glyphs
+    (from the DevTools protocol, so a fallback that draws empty boxes shows up by name)."""
+    page = tab.page
+    cdp = await page.context.new_cdp_session(page)
+    try:
+        await cdp.send("DOM.enable")
+        await cdp.send("CSS.enable")
+        root = await cdp.send("DOM.getDocument", {"depth": -1})
+        node = await cdp.send(
+            "DOM.querySelector", {"nodeId": root["root"]["nodeId"], "selector": selector}
+        )
+        assert node["nodeId"], f"no {selector} on the page"
+        used = await cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})
+    finally:
+        await cdp.detach()
+    return {f["familyName"]: int(f["glyphCount"]) for f in used["fonts"]}
+
+
+async def assert_renders_chinese(tab: Tab, selector: str) -> None:
+    """The element's Chinese characters are drawn by a CJK font, not as empty boxes."""
+    text = await tab.page.locator(selector).first.inner_text()
+    han = len(HAN.findall(text))
+    assert han, f"{selector} holds no Chinese to draw: {text!r}"
+    fonts = await fonts_drawing(tab, selector)
+    cjk = sum(n for family, n in fonts.items() if CJK_FAMILY.search(family))
+    assert cjk >= han, (
+        f"{selector} ({text!r}, {han} Chinese characters) is drawn with {fonts}: "
+        "no CJK font draws it (apt-get install fonts-noto-cjk; .ci/run does it)"
+    )
 
 
 @cache

@@ -1,4 +1,5 @@
-"""The checks every page goes through (tests/helpers/browser.py) catch what they claim to.
+"""The checks every page goes through (tests/helpers/browser.py) catch what they claim to:
+axe-core's serious violations, sideways scrolling, and Chinese drawn without a CJK font.
 
 The pages here are served by Playwright's router with the same strict Content-Security-Policy
 as the relay's own pages, so the check is shown to work where an inline script could not run.
@@ -6,11 +7,23 @@ as the relay's own pages, so the check is shown to work where an inline script c
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
-from playwright.async_api import Browser, Route
+from playwright.async_api import Browser, Route, async_playwright
 
 from relay.web.pages import PAGE_HEADERS
-from tests.helpers.browser import PHONE, Tab, assert_accessible, check_page, open_tab
+from tests.helpers.browser import (
+    CHROMIUM,
+    PHONE,
+    Tab,
+    assert_accessible,
+    assert_renders_chinese,
+    check_page,
+    fonts_drawing,
+    open_tab,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -75,3 +88,32 @@ async def test_a_page_wider_than_a_phone_fails_the_page_check(browser: Browser) 
         await serve(tab, WIDE)
         with pytest.raises(AssertionError, match="browser-check-wide at phone scrolls sideways"):
             await check_page(tab, "browser-check-wide")
+
+
+async def test_chinese_is_drawn_by_a_cjk_font(browser: Browser) -> None:
+    async with open_tab(browser, PHONE) as tab:
+        await serve(tab, GOOD)
+        await assert_renders_chinese(tab, "h1")
+        fonts = await fonts_drawing(tab, "h1")
+        assert any("Noto Sans CJK" in family for family in fonts), fonts
+
+
+async def test_the_chinese_check_fails_where_chromium_has_no_cjk_font(tmp_path: Path) -> None:
+    # Chromium as on a machine without fonts-noto-cjk: fontconfig sees only the TrueType
+    # folder (DejaVu, Liberation), not /usr/share/fonts/opentype/noto.
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?><fontconfig><dir>/usr/share/fonts/truetype</dir>'
+        f"<cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>"
+    )
+    async with async_playwright() as pw:
+        bare = await pw.chromium.launch(
+            executable_path=str(CHROMIUM), env={**os.environ, "FONTCONFIG_FILE": str(conf)}
+        )
+        try:
+            async with open_tab(bare, PHONE) as tab:
+                await serve(tab, GOOD)
+                with pytest.raises(AssertionError, match="no CJK font draws it"):
+                    await assert_renders_chinese(tab, "h1")
+        finally:
+            await bare.close()
