@@ -1,9 +1,10 @@
-"""The operator dashboard: the page at ``GET /``, its script, and the JSON it polls.
+"""The operator's workbench: the page at ``GET /``, its scripts, and the JSON it polls.
 
 The page holds no data and no token: it asks the operator for the token, keeps it in the
-tab's sessionStorage and polls ``GET /api/v1/dashboard`` with it. Throughput, delivery
-counts, failures and funnels come from the trace view (the audit topic: every worker's
-deliveries); lag is this worker's own consumer.
+tab's sessionStorage and polls ``GET /api/v1/dashboard`` with it. The plain figures, the
+documents (each version its own funnel) and failures come from the trace view (the audit
+topic: every worker's deliveries); lag is this worker's own consumer. The document page
+(``relay/web/document_page.py``) and the publish form share the scripts served here.
 """
 
 from __future__ import annotations
