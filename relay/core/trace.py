@@ -132,6 +132,8 @@ class Funnel:
 
     partners_matched: int
     notifications: int
+    #: Notifications with at least one delivery that got through.
+    notifications_delivered: int
     deliveries: int
     by_status: Counter[DeliveryStatus]
     notifications_acknowledged: int
@@ -267,24 +269,50 @@ class TraceBook:
         found = [self.deliveries[i] for i in self.by_partner.get(partner_id, {})]
         return sorted(found, key=DeliveryTrace.sort_key, reverse=True)
 
-    def funnel(self, doc: DocumentTrace) -> Funnel:
-        """The document's funnel over all its versions; each notification's reach once."""
+    def funnel(self, doc: DocumentTrace, version: int | None = None) -> Funnel:
+        """The funnel of one version of the document (``None``: every version together).
+
+        Each version has its own: a revision goes to its own recipients, and counting v1's
+        deliveries and acknowledgements in v2's would claim a reach v2 never had.
+        """
+        return self._funnel(
+            [n for n in doc.notifications.values() if version is None or n.version == version]
+        )
+
+    def overall(self) -> Funnel:
+        """Every notification of every document: what the relay has done, in one funnel."""
+        return self._funnel(list(self.notifications.values()))
+
+    def _funnel(self, notifications: list[NotificationTrace]) -> Funnel:
         statuses: Counter[DeliveryStatus] = Counter()
-        deliveries = 0
-        for n in doc.notifications.values():
+        deliveries = delivered = 0
+        for n in notifications:
             deliveries += len(n.deliveries)
+            got_through = False
             for i in n.deliveries:
                 d = self.deliveries.get(i)
                 if d is not None:
                     statuses[d.status] += 1
+                    got_through = got_through or d.status == DeliveryStatus.delivered
+            delivered += got_through
         return Funnel(
-            partners_matched=len({n.partner_id for n in doc.notifications.values()}),
-            notifications=len(doc.notifications),
+            partners_matched=len({n.partner_id for n in notifications}),
+            notifications=len(notifications),
+            notifications_delivered=delivered,
             deliveries=deliveries,
             by_status=statuses,
-            notifications_acknowledged=sum(n.ack is not None for n in doc.notifications.values()),
-            enterprises_reached=doc.reach,
+            notifications_acknowledged=sum(n.ack is not None for n in notifications),
+            enterprises_reached=sum(
+                n.ack.forwarded_to or 0 for n in notifications if n.ack is not None
+            ),
         )
+
+    def version_funnels(self, doc: DocumentTrace) -> dict[int, Funnel]:
+        """Each known version's own funnel, oldest version first."""
+        versions = set(doc.versions)
+        versions |= {e.version for e in doc.events if e.version and e.kind != "event.rejected"}
+        versions |= {n.version for n in doc.notifications.values() if n.version is not None}
+        return {v: self.funnel(doc, v) for v in sorted(versions)}
 
     def recent_documents(self, limit: int) -> list[DocumentTrace]:
         """Documents by their latest activity, newest first; ones with none yet lead."""

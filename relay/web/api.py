@@ -3,7 +3,8 @@
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
 ``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues`` (the code
-catalogues with their names, for the pages' pickers), ``docs`` (``/docs``, served offline).
+catalogues with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
+``document_page`` (a document's page), ``questions``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from relay.core.logs import get_logger
 from relay.core.models import DocumentEvent, Partner
 from relay.core.tokens import TokenIndex
 from relay.runtime.app import Runtime
-from relay.web import catalogues, dashboard, deliveries, docs, documents, partners, questions
+from relay.web import (
+    catalogues,
+    dashboard,
+    deliveries,
+    docs,
+    document_page,
+    documents,
+    partners,
+    questions,
+)
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -156,6 +166,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(deliveries.router)
     api.include_router(catalogues.router)
     api.include_router(questions.router)
+    api.include_router(document_page.router)
     return api
 
 
