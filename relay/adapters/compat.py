@@ -72,6 +72,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import json
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import version
@@ -92,6 +93,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT
 from mode.threads import ServiceThread
 
+from relay.adapters.batches import BatchIndex
 from relay.core.errors import ConfigError
 from relay.core.logs import get_logger
 
@@ -236,6 +238,8 @@ MEMBERS: tuple[tuple[Any, str], ...] = (
     (RocksStore, "_encode_key"),
     (RocksStore, "_encode_value"),
     (RocksStore, "_decode_value"),
+    (RocksStore, "_visible_keys"),
+    (RocksStore, "_visible_items"),
     (faust.Table, "_new_store_by_url"),
     (faust.Table, "_on_changelog_sent"),
     (aiokafka.AIOKafkaConsumer, "_client"),
@@ -403,9 +407,14 @@ async def refresh_metadata(consumer: aiokafka.AIOKafkaConsumer) -> None:
 
 class BatchReadingStore(MemoryStore[str, Any]):
     """Faust's in-memory store, reading changelog records keyed ``<batch_prefix>…`` as one
-    key per entry of their value (a dict); see relay/runtime/ledger.py."""
+    key per entry of their value (a dict), and keeping :attr:`batches`, the index of those
+    not yet covered; see relay/runtime/ledger.py."""
 
     batch_prefix = "~batch~"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches = BatchIndex()
 
     def _create_batch_iterator(
         self,
@@ -418,8 +427,12 @@ class BatchReadingStore(MemoryStore[str, Any]):
             key = to_key(event.key)
             partition = event.message.partition
             if isinstance(key, str) and key.startswith(self.batch_prefix):
+                if event.message.value is None:  # covered: its entries follow it
+                    self.batches.drop(partition, key)
+                    continue
                 entries = to_value(event.value)
                 if isinstance(entries, dict):
+                    self.batches.add(partition, key, entries)
                     for k, v in entries.items():
                         self._key_partition[k] = partition
                         yield k, v
@@ -434,6 +447,20 @@ class BatchReadingStore(MemoryStore[str, Any]):
         self.data[key] = value
         self._key_partition[key] = partition
 
+    def batches_of(self, partition: int) -> list[tuple[str, tuple[str, ...]]]:
+        """The partition's uncovered batch records, oldest first."""
+        return self.batches.of(partition)
+
+    def note_batch(self, partition: int, batch_key: str, keys: Iterable[str]) -> None:
+        self.batches.add(partition, batch_key, keys)
+
+    def drop_batch(self, partition: int, batch_key: str) -> None:
+        self.batches.drop(partition, batch_key)
+
+    def current(self, key: str, partition: int) -> Any:
+        """The value of ``key`` (None when deleted or never set)."""
+        return self.data.get(key)
+
 
 def rocksdb_available() -> bool:
     """Whether the RocksDB bindings Faust uses (``rocksdict``) are installed."""
@@ -444,6 +471,11 @@ def rocksdb_available() -> bool:
     return True
 
 
+#: Where a partition's RocksDB database keeps its uncovered batch records (JSON): a table
+#: key is JSON and never starts with "_"; hidden from the table as Faust hides its offset.
+BATCHES_KEY = b"__relay\0batches__"
+
+
 class BatchReadingRocksStore(RocksStore):
     """Faust's RocksDB store (one database per partition, on disk), reading changelog
     records keyed ``<batch_prefix>…`` as one key per entry, like :class:`BatchReadingStore`.
@@ -451,9 +483,17 @@ class BatchReadingRocksStore(RocksStore):
     Faust writes a changelog record's raw bytes into the partition's database and
     remembers the offset it reached, so a restarted worker reads the changelog only from
     there. A batch record is exploded into its entries, each encoded as the table would.
+    The index of uncovered batch records is kept in the same database (and written in the
+    same write batch as the records it learnt from), since a restarted worker does not
+    read those records again.
     """
 
     batch_prefix = "~batch~"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches = BatchIndex()
+        self._batches_loaded: set[int] = set()
 
     def apply_changelog_batch(
         self,
@@ -465,6 +505,7 @@ class BatchReadingRocksStore(RocksStore):
 
         writes: dict[int, Any] = {}
         offsets: dict[Any, int] = {}
+        indexed: set[int] = set()
         for event in batch:
             msg = event.message
             offsets[msg.tp] = max(msg.offset, offsets.get(msg.tp, msg.offset))
@@ -475,8 +516,14 @@ class BatchReadingRocksStore(RocksStore):
                 out = writes[msg.partition] = rocksdict.WriteBatch(raw_mode=True)
             key = to_key(event.key)
             if isinstance(key, str) and key.startswith(self.batch_prefix):
+                index = self._index(msg.partition)
+                indexed.add(msg.partition)
+                if msg.value is None:  # covered: its entries follow it
+                    index.drop(msg.partition, key)
+                    continue
                 entries = to_value(event.value)
                 if isinstance(entries, dict):
+                    index.add(msg.partition, key, entries)
                     for k, v in entries.items():
                         self._write(out, self._encode_key(k), v)
                 continue
@@ -484,6 +531,8 @@ class BatchReadingRocksStore(RocksStore):
                 out.delete(msg.key)
             else:
                 out.put(msg.key, msg.value)
+        for partition in indexed:
+            writes[partition].put(BATCHES_KEY, self._dumped_index(partition))
         for partition, out in writes.items():
             self._db_for_partition(partition).write(out)
         for tp, offset in offsets.items():
@@ -494,6 +543,25 @@ class BatchReadingRocksStore(RocksStore):
             out.delete(key)
         else:
             out.put(key, self._encode_value(value))
+
+    def _index(self, partition: int) -> BatchIndex:
+        if partition not in self._batches_loaded:
+            raw = self._db_for_partition(partition).get(BATCHES_KEY)
+            self.batches.load(partition, json.loads(raw) if raw else {})
+            self._batches_loaded.add(partition)
+        return self.batches
+
+    def _dumped_index(self, partition: int) -> bytes:
+        return json.dumps(self.batches.dump(partition)).encode()
+
+    def _save_index(self, partition: int) -> None:
+        self._db_for_partition(partition).put(BATCHES_KEY, self._dumped_index(partition))
+
+    def _visible_keys(self, db: Any) -> Iterator[bytes]:
+        return (k for k in super()._visible_keys(db) if k != BATCHES_KEY)
+
+    def _visible_items(self, db: Any) -> Iterator[tuple[bytes, bytes]]:
+        return (kv for kv in super()._visible_items(db) if kv[0] != BATCHES_KEY)
 
     def put_in_partition(self, key: str, value: Any, partition: int) -> None:
         """Set ``key`` in ``partition``'s database (no changelog record written)."""
@@ -508,6 +576,23 @@ class BatchReadingRocksStore(RocksStore):
     def lookup(self, key: str) -> Any:
         """The value of ``key``, or None."""
         raw = self._get(self._encode_key(key))
+        return None if raw is None else self._decode_value(raw)
+
+    def batches_of(self, partition: int) -> list[tuple[str, tuple[str, ...]]]:
+        """The partition's uncovered batch records, oldest first."""
+        return self._index(partition).of(partition)
+
+    def note_batch(self, partition: int, batch_key: str, keys: Iterable[str]) -> None:
+        self._index(partition).add(partition, batch_key, keys)
+        self._save_index(partition)
+
+    def drop_batch(self, partition: int, batch_key: str) -> None:
+        self._index(partition).drop(partition, batch_key)
+        self._save_index(partition)
+
+    def current(self, key: str, partition: int) -> Any:
+        """The value of ``key`` in ``partition``'s database (None when deleted)."""
+        raw = self._db_for_partition(partition).get(self._encode_key(key))
         return None if raw is None else self._decode_value(raw)
 
 

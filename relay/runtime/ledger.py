@@ -11,6 +11,17 @@ An entry is in memory the moment it is put, so a repeat in the same process is c
 once; the changelog record follows when the batch is flushed, before the batch is acked
 (at once for an attempt that led to a retry or a dead letter: see relay.runtime.deliver). A
 crash in between loses only entries whose deliveries will be redone under the same ids.
+
+**Compaction.** A batch key is never written twice, so Kafka's log compaction (latest
+record per key) alone would keep every batch record forever. After each flush, the
+partitions it wrote keep at most :attr:`BatchedTable.keep_batches` batch records
+*uncovered*: the oldest beyond that are covered by writing each of their entries under its
+own key (its current value, a tombstone if deleted) and then, once the broker has those, a
+tombstone for each batch key, all on the same partition. Compaction then keeps one record
+per live key plus at most ``keep_batches`` batch records per partition. A crash between the
+two steps leaves the batch record and the newer per-key records: read back in offset order
+they give the same table, and the next owner covers the batch again. Only a partition's
+owner writes its changelog, and covering runs inside the owner's flush.
 """
 
 from __future__ import annotations
@@ -28,6 +39,9 @@ from relay.adapters.compat import (
     TableWithStore,
     changelog_sent_callback,
 )
+from relay.core.logs import get_logger
+
+log = get_logger(__name__)
 
 #: Changelog keys that start with this hold many entries ({delivery id: entry}).
 BATCH_KEY = "~batch~"
@@ -66,9 +80,23 @@ class BatchedTable(LookupTable):
     store_class = BatchedStore
     rocks_store_class = BatchedRocksStore
 
+    #: Batch records a partition's changelog keeps uncovered after a flush (see above).
+    keep_batches = 8
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: dict[int, dict[str, Any]] = {}
+        # Records of one partition reach the broker in the order they are handed to the
+        # producer; handing them over under this lock keeps that the order of the writes
+        # (a cover's current value never lands after a newer batch).
+        self._writing = asyncio.Lock()
+        self._covering: set[int] = set()
+
+    @property
+    def _batch_store(self) -> BatchedStore | BatchedRocksStore:
+        store = self.data
+        assert isinstance(store, BatchedStore | BatchedRocksStore)
+        return store
 
     def put(self, key: str, value: Any, partition: int) -> None:
         """Set ``key`` now; its changelog record goes out with the next :meth:`flush`.
@@ -76,25 +104,21 @@ class BatchedTable(LookupTable):
         ``partition`` is the partition of the event being handled (tables are
         co-partitioned with their source topics).
         """
-        store = self.data
-        assert isinstance(store, BatchedStore | BatchedRocksStore)
-        store.put_in_partition(key, value, partition)
+        self._batch_store.put_in_partition(key, value, partition)
         self._pending.setdefault(partition, {})[key] = value
 
     async def flush(self) -> None:
-        """Write every pending entry, one record per partition, and wait for the broker."""
-        pending, self._pending = self._pending, {}
-        futures = [
-            await self.changelog_topic.send(
-                key=f"{BATCH_KEY}{uuid.uuid4().hex}",
-                value=entries,
-                partition=partition,
-                key_serializer=self.key_serializer,
-                value_serializer=self.value_serializer,
-                callback=changelog_sent_callback(self),
-            )
-            for partition, entries in pending.items()
-        ]
+        """Write every pending entry, one record per partition, and wait for the broker;
+        then cover the oldest batch records of those partitions beyond :attr:`keep_batches`."""
+        store = self._batch_store
+        async with self._writing:
+            pending, self._pending = self._pending, {}
+            futures = []
+            for partition, entries in pending.items():
+                batch_key = f"{BATCH_KEY}{uuid.uuid4().hex}"
+                # Indexed first: a RocksDB worker killed after the write still covers it.
+                store.note_batch(partition, batch_key, entries)
+                futures.append(await self._send(batch_key, entries, partition))
         try:
             await asyncio.gather(*futures)
         except BaseException:
@@ -102,6 +126,50 @@ class BatchedTable(LookupTable):
             for partition, entries in pending.items():
                 self._pending[partition] = {**entries, **self._pending.get(partition, {})}
             raise
+        for partition in pending:
+            try:
+                await self.cover(partition)
+            except Exception as e:  # the batch itself is written; the next flush tries again
+                log.warning("changelog_cover_failed", table=self.name, error=repr(e))
+
+    async def cover(self, partition: int, keep: int | None = None) -> int:
+        """Cover the partition's oldest batch records beyond ``keep`` (default
+        :attr:`keep_batches`): their entries under their own keys, then the tombstones.
+        Returns how many were covered."""
+        keep = self.keep_batches if keep is None else keep
+        store = self._batch_store
+        batches = store.batches_of(partition)
+        old = batches[: max(0, len(batches) - keep)]
+        if not old or partition in self._covering:
+            return 0
+        self._covering.add(partition)
+        try:
+            keys = dict.fromkeys(k for _, entry_keys in old for k in entry_keys)
+            async with self._writing:
+                futures = [
+                    await self._send(k, store.current(k, partition), partition) for k in keys
+                ]
+            await asyncio.gather(*futures)
+            # Only now: every entry of these batches is on the broker under its own key.
+            async with self._writing:
+                futures = [await self._send(bk, None, partition) for bk, _ in old]
+            await asyncio.gather(*futures)
+            for batch_key, _ in old:
+                store.drop_batch(partition, batch_key)
+        finally:
+            self._covering.discard(partition)
+        return len(old)
+
+    async def _send(self, key: str, value: Any, partition: int) -> Any:
+        """Hand one changelog record to the producer (None: a tombstone); its future."""
+        return await self.changelog_topic.send(
+            key=key,
+            value=value,
+            partition=partition,
+            key_serializer=self.key_serializer,
+            value_serializer="raw" if value is None else self.value_serializer,
+            callback=changelog_sent_callback(self),
+        )
 
 
 def table_get(table: Any, key: str) -> Any:
