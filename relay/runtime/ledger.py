@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import faust
 from faust.stores.memory import Store as MemoryStore
+from faust.types import TP
 
 from relay.adapters.compat import (
     BatchReadingRocksStore,
@@ -140,7 +141,7 @@ class BatchedTable(LookupTable):
         store = self._batch_store
         batches = store.batches_of(partition)
         old = batches[: max(0, len(batches) - keep)]
-        if not old or partition in self._covering:
+        if not old or partition in self._covering or not self._active_for(partition):
             return 0
         self._covering.add(partition)
         try:
@@ -159,6 +160,12 @@ class BatchedTable(LookupTable):
         finally:
             self._covering.discard(partition)
         return len(old)
+
+    def _active_for(self, partition: int) -> bool:
+        """Whether this worker owns ``partition`` (only the owner writes its changelog: a
+        former owner's current values may be older than the new owner's)."""
+        actives = self.app.assignor.assigned_actives()
+        return TP(self.changelog_topic_name, partition) in actives
 
     async def _send(self, key: str, value: Any, partition: int) -> Any:
         """Hand one changelog record to the producer (None: a tombstone); its future."""
