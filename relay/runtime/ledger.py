@@ -39,6 +39,7 @@ from relay.adapters.compat import (
     BatchReadingStore,
     TableWithStore,
     changelog_sent_callback,
+    send_in_batches,
 )
 from relay.core.logs import get_logger
 
@@ -147,19 +148,38 @@ class BatchedTable(LookupTable):
         try:
             keys = dict.fromkeys(k for _, entry_keys in old for k in entry_keys)
             async with self._writing:
-                futures = [
-                    await self._send(k, store.current(k, partition), partition) for k in keys
+                current = [
+                    (self._key_bytes(k), self._value_bytes(store.current(k, partition)))
+                    for k in keys
                 ]
+                futures = await send_in_batches(self, partition, current)
             await asyncio.gather(*futures)
             # Only now: every entry of these batches is on the broker under its own key.
             async with self._writing:
-                futures = [await self._send(bk, None, partition) for bk, _ in old]
+                futures = await send_in_batches(
+                    self, partition, ((self._key_bytes(bk), None) for bk, _ in old)
+                )
             await asyncio.gather(*futures)
             for batch_key, _ in old:
                 store.drop_batch(partition, batch_key)
         finally:
             self._covering.discard(partition)
         return len(old)
+
+    def _key_bytes(self, key: str) -> bytes:
+        """``key`` as the changelog holds it (as Faust's own sends serialize it)."""
+        raw = self.app.serializers.dumps_key(self.key_type, key, serializer=self.key_serializer)
+        assert isinstance(raw, bytes)
+        return raw
+
+    def _value_bytes(self, value: Any) -> bytes | None:
+        if value is None:
+            return None  # a tombstone
+        raw = self.app.serializers.dumps_value(
+            self.value_type, value, serializer=self.value_serializer
+        )
+        assert isinstance(raw, bytes)
+        return raw
 
     def _active_for(self, partition: int) -> bool:
         """Whether this worker owns ``partition`` (only the owner writes its changelog: a
