@@ -133,6 +133,7 @@ async def _write_topic(ws: Settings, name: str, records: list[kafka.Record]) -> 
         await producer.stop()
 
 
+@pytest.mark.timeout(480)  # two rounds of 18 documents, two restarts and a recovery
 @pytest.mark.parametrize("store", [TableStore.memory, TableStore.rocksdb])
 async def test_a_compacted_ledger_changelog_rebuilds_the_ledger_stays_bounded_and_recovers_verdicts(
     tmp_path: Path, store: TableStore

@@ -582,10 +582,12 @@ async def test_a_second_worker_joining_mid_fanout_takes_partitions_and_loses_not
     try:
         progress = await relay.settle([ev["event_id"]], timeout=90)
         assert second.poll() is None, "the second worker died"
-        second_log = log_path.read_text(errors="replace")
     finally:
         stop_process(second, timeout=20)
         await _wait_until_the_first_worker_owns_everything_again(relay)
+    # Read once it has stopped: a batch's line is logged after its ledger flush, which may
+    # end after its audit records (that settled the fan-out) were written.
+    second_log = log_path.read_text(errors="replace")
 
     got = arrived()
     assert_each_delivered_once_per_id(progress, ev, got, n)
