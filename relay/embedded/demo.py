@@ -9,7 +9,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,9 +19,10 @@ from pydantic import SecretStr, ValidationError
 
 from relay.adapters import kafka
 from relay.adapters.files import load_partners, read_events
-from relay.core import topics
+from relay.core import question_digest, topics
 from relay.core.chatbots import FACTS, Platform
 from relay.core.clock import rebase_sample, rebase_sample_days
+from relay.core.errors import RelayError
 from relay.core.lifecycle import catch_up_event_id, reminder_event_id
 from relay.core.matching.reference import match_partner
 from relay.core.models import (
@@ -279,17 +280,26 @@ async def _feedback_loop(
     partners: list[Partner],
     say: Callable[[str], None],
     timeout: float,
-) -> tuple[feedback.Asked | str, Progress | None]:
+) -> tuple[feedback.Asked | str | None, Progress | None]:
     """An enterprise asks about a document through the 有疑问？ link of a notice's email, the
     operator answers and publishes the answer, and the held-back revision of that document
-    goes out carrying it. The question as asked (or why the loop failed, in one line) and the
-    revision's progress, once published."""
+    goes out carrying it. The question as asked (or why the loop failed, in one line; None
+    without the demo's SMTP sink, whose email has the link) and the revision's progress, once
+    published."""
     records, ids = revision
     events, documents, titles = samples
+    shown = (titles, documents, partners)
+    if stack.smtp is None:
+        say("")
+        say(
+            "  (no question this time: the demo reads the 有疑问？ link from its own SMTP sink, "
+            "and RELAY_SMTP_HOST points elsewhere)"
+        )
+        return None, (await _publish_revision(settings, records, ids, shown, say, timeout))[0]
     doc = documents.get(ids[0]) if ids else None
     earlier = [e for e, ev in events.items() if doc is not None and ev.document.id == doc.id]
-    if doc is None or not earlier or stack.smtp is None:
-        return "the sample revision, its first version or the SMTP sink is missing", None
+    if doc is None or not earlier:
+        return "the sample revision or its first version is missing", None
     first = events[earlier[-1]].document
     emailed = feedback.deliveries(progress, earlier[-1], "email")
     mail = next(
@@ -312,7 +322,48 @@ async def _feedback_loop(
             return str(e) or type(e).__name__, None
     asked.question_id, asked.via = answered["id"], answered["via"]
     asked.published = bool(answered["answer"] and answered["answer"]["published"])
+    if not asked.published:
+        return "the operator's answer was not published", None
     asked.revision = doc.version
+    say("")
+    say(
+        f"  an enterprise asked about {first.id} through the 有疑问？ link of "
+        f"{partner_id}'s email; the operator answered and published the answer; "
+        f"the revision v{doc.version} follows"
+    )
+    later, settled = await _publish_revision(settings, records, ids, shown, say, timeout)
+    if not settled:
+        return f"the revision did not settle after {timeout:.0f}s", later
+    try:
+        feedback.carried(asked, later, ids[0], stack.smtp.received, stack.hooks.received)
+    except feedback.LoopFailed as e:
+        return str(e), later
+    if doc.contact is not None and doc.contact.email:
+        say("")
+        say(
+            f"  the drafting unit's daily email of questions is due at "
+            f"{settings.question_digest_at} (RELAY_QUESTION_DIGEST_AT): the worker restarts "
+            "with its calendar moved there…"
+        )
+        try:
+            await _question_digest(stack, asked, answered["asked_at"], doc.contact.email, timeout)
+        except (feedback.LoopFailed, RelayError) as e:
+            return str(e), later
+    names = {p.id: p.name for p in partners}
+    say(report.feedback(asked, names, f"{stack.web_url}/api/v1/documents/{doc.id}/faq"))
+    return asked, later
+
+
+async def _publish_revision(
+    settings: Settings,
+    records: list[tuple[str, str | None, bytes | None]],
+    ids: list[str],
+    shown: tuple[dict[str, str], dict[str, Document], list[Partner]],
+    say: Callable[[str], None],
+    timeout: float,
+) -> tuple[Progress, bool]:
+    """Publish the held-back revision, wait for its deliveries, and report them."""
+    titles, documents, partners = shown
     later = Progress(ids)
 
     def on_record(rec: kafka.Record) -> None:
@@ -320,24 +371,37 @@ async def _feedback_loop(
             for r in audit_records(rec.value or b""):
                 later.add(r)
 
-    say("")
-    say(
-        f"  an enterprise asked about {first.id} through the 有疑问？ link of "
-        f"{partner_id}'s email; the operator answered and published the answer; "
-        f"the revision v{doc.version} follows"
-    )
     await kafka.produce(settings, records)
     settled = await kafka.follow(settings, topics.AUDIT, on_record, lambda: later.settled, timeout)
     say(report.render(later, titles, partners=partners, documents=documents))
-    if not settled:
-        return f"the revision did not settle after {timeout:.0f}s", later
-    try:
-        feedback.carried(asked, later, ids[0], stack.smtp.received, stack.hooks.received)
-    except feedback.LoopFailed as e:
-        return str(e), later
-    names = {p.id: p.name for p in partners}
-    say(report.feedback(asked, names, f"{stack.web_url}/api/v1/documents/{doc.id}/faq"))
-    return asked, later
+    return later, settled
+
+
+async def _question_digest(
+    stack: Stack, asked: feedback.Asked, asked_at: str, address: str, timeout: float
+) -> None:
+    """The drafting unit's daily email of new questions (RELAY_QUESTION_DIGEST_AT): the
+    worker is restarted with its policy calendar moved to just past the hour it is due, as
+    if the office's day had run on; then the email is awaited in the SMTP sink."""
+    ws = stack.worker_settings
+    assert ws is not None and stack.smtp is not None
+    due = feedback.next_digest(
+        datetime.fromisoformat(asked_at), question_digest.digest_time(ws.question_digest_at)
+    )
+    ahead = due - ws.clock.now() + timedelta(seconds=2)
+    if ahead > timedelta(0):
+        offset = ws.clock.offset + ahead
+        await stack.restart_worker(ws.replace(clock_offset=f"{offset.total_seconds():.0f}s"))
+    deadline = time.monotonic() + timeout
+    while (mail := feedback.digest_mail(stack.smtp.received, address)) is None:
+        if time.monotonic() > deadline:
+            raise feedback.LoopFailed(
+                f"the drafting unit's daily email of questions to {address} did not arrive "
+                f"within {timeout:.0f}s"
+            )
+        await asyncio.sleep(0.2)
+    asked.digest_to, asked.digest_at = address, due
+    asked.digest_subject = str(mail.message["Subject"])
 
 
 def _platform_hosts() -> str:

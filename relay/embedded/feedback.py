@@ -13,6 +13,7 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any
@@ -20,6 +21,9 @@ from urllib.parse import urljoin
 
 import aiohttp
 
+from relay.core import question_digest
+from relay.core.clock import SHANGHAI
+from relay.core.digest import due_at
 from relay.core.models import DeliveryStatus
 from relay.core.settling import Progress
 from relay.embedded.sinks import ReceivedHook, ReceivedMail
@@ -56,6 +60,10 @@ class Asked:
     carried_by_email: list[str] = field(default_factory=list)
     carried_by_webhook: list[str] = field(default_factory=list)
     revision: int | None = None
+    #: The drafting unit's daily email that listed the question: to whom, when due, subject.
+    digest_to: str | None = None
+    digest_at: datetime | None = None
+    digest_subject: str | None = None
 
     @property
     def partners_carried(self) -> list[str]:
@@ -195,3 +203,24 @@ def carried(
         asked.carried_by_webhook.append(pid)
     if not asked.partners_carried:
         raise LoopFailed("no email or webhook of the revision was delivered")
+
+
+def next_digest(asked_at: datetime, at: time) -> datetime:
+    """When the drafting unit's daily email that lists a question asked at ``asked_at`` is
+    due: the first ``at`` (Shanghai time) not before it."""
+    day = asked_at.astimezone(SHANGHAI).date()
+    due = due_at(day, at)
+    return due if due >= asked_at else due_at(day + timedelta(days=1), at)
+
+
+def digest_mail(mails: Sequence[ReceivedMail], address: str) -> ReceivedMail | None:
+    """The drafting unit's daily email of new questions that lists the demo's question."""
+    for m in mails:
+        msg = m.message
+        if (
+            address.lower() in str(msg["To"]).lower()
+            and str(msg["Subject"]).startswith(question_digest.SUBJECT_PREFIX)
+            and QUESTION in text_of(msg)
+        ):
+            return m
+    return None

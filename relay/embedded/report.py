@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from relay.core.chatbots import FACTS
+from relay.core.clock import SHANGHAI
 from relay.core.matching.explain import criteria, explain, scope_values
 from relay.core.matching.reference import match_partner
 from relay.core.models import Dimension, Document, MatchResult, Partner
@@ -180,4 +181,14 @@ def feedback(asked: Asked, names: Mapping[str, str], faq_url: str) -> str:
             f"{len(asked.partners_carried)} partners ({emails} emails, {hooks} webhooks); "
             f"the FAQ: {faq_url}",
         ]
+        + (
+            [
+                f"  ✉ the drafting unit (the document's contact, {asked.digest_to}) got its daily "
+                f"email of new questions at {asked.digest_at.astimezone(SHANGHAI):%H:%M} "
+                "(the demo moved its worker's calendar there):",
+                f"      {asked.digest_subject}",
+            ]
+            if asked.digest_at is not None
+            else []
+        )
     )

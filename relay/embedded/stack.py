@@ -265,6 +265,15 @@ class Stack:
             proc.kill()
             await asyncio.to_thread(proc.wait, 10)
 
+    async def restart_worker(self, settings: Settings) -> None:
+        """Stop the worker (as its service manager would) and start one with ``settings``,
+        e.g. its policy calendar moved; returns once it is ready."""
+        proc, self.worker = self.worker, None  # so the supervisor does not start one too
+        await asyncio.to_thread(stop_process, proc, 15)
+        self.worker_settings = settings
+        self.start_worker()
+        await self.wait_ready()
+
     @property
     def web_url(self) -> str:
         assert self.worker_settings is not None

@@ -201,6 +201,16 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     ic = "集成电路产业"
     first = [text(m) for m in mails if m["Subject"].startswith("[政策推送]") and ic in m["Subject"]]
     assert first and all(question not in t for t in first)
+    # The drafting unit's daily email (the demo moves its worker's calendar to the hour).
+    unit = re.search(
+        r"  ✉ the drafting unit \(the document's contact, (\S+)\) got its daily email of new "
+        r"questions at \d\d:\d\d .*\n      (\[政策咨询\] .+)\n",
+        out,
+    )
+    assert unit, out[-2000:]
+    (digest,) = [m for m in mails if unit.group(1) in str(m["To"])]
+    assert digest["Subject"] == unit.group(2) and "共1条" in digest["Subject"]
+    assert question in text(digest) and asker in text(digest)
     # Why each sample partner that got nothing got nothing.
     assert "∅ 未推送 huaxin-logistics-park: 已暂停接收 (paused)" in out
     assert re.search(r"∅ 未推送 qingpu-software-association: 只关注 .*\(tags filter\)", out)

@@ -3,11 +3,13 @@ without the published answer fails it, with a line naming the partner."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from relay.core.clock import SHANGHAI
 from relay.core.models import AuditRecord, DeliveryStatus
 from relay.core.settling import Progress
 from relay.embedded import feedback
@@ -92,3 +94,13 @@ def test_the_question_page_form_is_read_as_a_browser_would() -> None:
     )
     assert form.action == "/api/v1/deliveries/d1/questions"
     assert form.fields == {"e": "123", "t": "ab", "question": "", "asker": ""}
+
+
+def test_the_daily_email_that_lists_a_question_is_the_next_at_the_hour() -> None:
+    at = time(17, 0)
+    shanghai = datetime(2026, 3, 1, 16, 30, tzinfo=SHANGHAI)
+    assert feedback.next_digest(shanghai, at) == datetime(2026, 3, 1, 17, tzinfo=SHANGHAI)
+    on_the_hour = datetime(2026, 3, 1, 17, 0, tzinfo=SHANGHAI)
+    assert feedback.next_digest(on_the_hour, at) == on_the_hour
+    after = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)  # 17:30 in Shanghai: tomorrow's email
+    assert feedback.next_digest(after, at) == datetime(2026, 3, 2, 17, tzinfo=SHANGHAI)
