@@ -289,19 +289,21 @@ async def _feedback_loop(
     records, ids = revision
     events, documents, titles = samples
     shown = (titles, documents, partners)
-    if stack.smtp is None:
-        say("")
-        say(
-            "  (no question this time: the demo reads the 有疑问？ link from its own SMTP sink, "
-            "and RELAY_SMTP_HOST points elsewhere)"
-        )
-        return None, (await _publish_revision(settings, records, ids, shown, say, timeout))[0]
     doc = documents.get(ids[0]) if ids else None
     earlier = [e for e, ev in events.items() if doc is not None and ev.document.id == doc.id]
     if doc is None or not earlier:
         return "the sample revision or its first version is missing", None
     first = events[earlier[-1]].document
     emailed = feedback.deliveries(progress, earlier[-1], "email")
+    if stack.smtp is None or not emailed:
+        why = (
+            "RELAY_SMTP_HOST points away from the demo's SMTP sink, where it reads the link"
+            if stack.smtp is None
+            else f"no partner got {first.id} by email, whose 有疑问？ link it would use"
+        )
+        say("")
+        say(f"  (no question this time: {why})")
+        return None, (await _publish_revision(settings, records, ids, shown, say, timeout))[0]
     mail = next(
         (m for _, did in emailed if (m := feedback.mail_for(stack.smtp.received, did))), None
     )
