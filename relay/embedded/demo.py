@@ -352,7 +352,7 @@ async def _feedback_loop(
         except (feedback.LoopFailed, RelayError) as e:
             return str(e), later
     names = {p.id: p.name for p in partners}
-    say(report.feedback(asked, names, f"{stack.web_url}/api/v1/documents/{doc.id}/faq"))
+    say(report.feedback(asked, names))
     return asked, later
 
 
@@ -404,6 +404,7 @@ async def _question_digest(
         await asyncio.sleep(0.2)
     asked.digest_to, asked.digest_at = address, due
     asked.digest_subject = str(mail.message["Subject"])
+    asked.digest_mail = mail.path
 
 
 def _platform_hosts() -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from email.message import EmailMessage
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
@@ -64,6 +65,9 @@ class Asked:
     digest_to: str | None = None
     digest_at: datetime | None = None
     digest_subject: str | None = None
+    #: Where the sink kept the revision's email to the asking partner, and the unit's email.
+    revision_mail: Path | None = None
+    digest_mail: Path | None = None
 
     @property
     def partners_carried(self) -> list[str]:
@@ -191,6 +195,8 @@ def carried(
         if f"常见问题解答\n------------\n问：{QUESTION}\n答：{ANSWER}" not in text:
             raise LoopFailed(f"the revision's email to {pid} does not carry the answer")
         asked.carried_by_email.append(pid)
+        if mail is not None and (asked.revision_mail is None or pid == asked.partner_id):
+            asked.revision_mail = mail.path
     for pid, did in deliveries(progress, event_id, "webhook"):
         hook = next((h for h in hooks if h.webhook_id == did and h.verified), None)
         data = (hook.payload or {}).get("data", {}) if hook else {}

@@ -161,7 +161,7 @@ def render(
     return "\n".join(out)
 
 
-def feedback(asked: Asked, names: Mapping[str, str], faq_url: str) -> str:
+def feedback(asked: Asked, names: Mapping[str, str]) -> str:
     """The feedback loop in plain words: who asked what through which partner, the answer,
     and how many partners the revision carried it to."""
     via = "有疑问？ link in its email" if asked.via == "link" else f"{asked.via}"
@@ -178,15 +178,16 @@ def feedback(asked: Asked, names: Mapping[str, str], faq_url: str) -> str:
             f"  答 the operator answered through the API and {published} (常见问题解答):",
             f"      {ANSWER}",
             f"  → revision v{asked.revision} carried it under 常见问题解答 to "
-            f"{len(asked.partners_carried)} partners ({emails} emails, {hooks} webhooks); "
-            f"the FAQ: {faq_url}",
+            f"{len(asked.partners_carried)} partners ({emails} emails, {hooks} webhooks)"
+            + (f"; e.g. {asked.revision_mail}" if asked.revision_mail else ""),
         ]
         + (
             [
                 f"  ✉ the drafting unit (the document's contact, {asked.digest_to}) got its daily "
                 f"email of new questions at {asked.digest_at.astimezone(SHANGHAI):%H:%M} "
                 "(the demo moved its worker's calendar there):",
-                f"      {asked.digest_subject}",
+                f"      {asked.digest_subject}"
+                + (f" — {asked.digest_mail}" if asked.digest_mail else ""),
             ]
             if asked.digest_at is not None
             else []

@@ -172,21 +172,24 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
         r"\(常见问题解答\):\n"
         r"      (.+)\n"
         r"  → revision v2 carried it under 常见问题解答 to (\d+) partners "
-        r"\((\d+) emails, (\d+) webhooks\)",
+        r"\((\d+) emails, (\d+) webhooks\); e\.g\. (\S+\.eml)\n",
         out,
     )
     assert loop, out[-3000:]
     asker, via, question, answer = loop.groups()[:4]
-    partners, emails, hooks = map(int, loop.groups()[4:])
+    partners, emails, hooks = map(int, loop.groups()[4:7])
     revision = out.split("■ 05-ic-industry-support-revised.json")[1].split("■ 有疑问？")[0]
     rows = re.findall(r"^  ([a-z-]+) +(已送达 delivered|-) +(已送达 delivered|-)", revision, re.M)
     assert partners == len(rows) > 1 and via in [r[0] for r in rows]
     assert emails == sum(r[1] != "-" for r in rows) and hooks == sum(r[2] != "-" for r in rows)
     assert out.index("■ 补发 catch-up: ") < out.index("■ 05-ic-industry-support-revised.json")
-    mails = [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-        for p in sorted((tmp_path / "demo" / "mail").glob("*.eml"))
-    ]
+
+    def read(path: Path) -> email.message.EmailMessage:
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        return msg
+
+    mails = [read(p) for p in sorted((tmp_path / "demo" / "mail").glob("*.eml"))]
 
     def text(m: email.message.EmailMessage) -> str:
         body = m.get_body(preferencelist=("plain",))
@@ -195,6 +198,8 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
 
     revised = [text(m) for m in mails if m["Subject"].startswith("[政策修订]")]
     assert len(revised) == emails
+    shown = read(Path(loop.group(8)))  # the file the report points to
+    assert shown["Subject"].startswith("[政策修订]") and text(shown) in revised
     for t in revised:
         assert f"常见问题解答\n------------\n问：{question}\n答：{answer}" in t
         assert asker not in t  # the FAQ names no asker
@@ -204,11 +209,12 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     # The drafting unit's daily email (the demo moves its worker's calendar to the hour).
     unit = re.search(
         r"  ✉ the drafting unit \(the document's contact, (\S+)\) got its daily email of new "
-        r"questions at \d\d:\d\d .*\n      (\[政策咨询\] .+)\n",
+        r"questions at \d\d:\d\d .*\n      (\[政策咨询\] .+) — (\S+\.eml)\n",
         out,
     )
     assert unit, out[-2000:]
     (digest,) = [m for m in mails if unit.group(1) in str(m["To"])]
+    assert read(Path(unit.group(3)))["Message-ID"] == digest["Message-ID"]
     assert digest["Subject"] == unit.group(2) and "共1条" in digest["Subject"]
     assert question in text(digest) and asker in text(digest)
     # Why each sample partner that got nothing got nothing.
