@@ -21,6 +21,7 @@ from relay.core.models import (
     AuditRecord,
     DocumentEvent,
     DocumentSource,
+    Notification,
     delivery_intents,
 )
 from relay.core.retry import RateLimiter
@@ -165,7 +166,7 @@ async def test_a_large_fan_out_sends_its_first_intents_before_the_rest_is_planne
     gives it (a crash mid-stream redoes the event under the same ids)."""
     built: list[str] = []
 
-    class CountedNotification(planning.Notification):
+    class CountedNotification(Notification):
         def __init__(self, **data: Any) -> None:
             super().__init__(**data)
             built.append(self.partner_id)
