@@ -565,6 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.sizes == [1_000, 10_000, 100_000]
         else " --sizes " + " ".join(map(str, args.sizes))
     )
+    if args.repeat != 50:
+        command += f" --repeat {args.repeat}"
+    if args.updates != 2_000:
+        command += f" --updates {args.updates}"
     if args.write:
         command += f" --write {args.write}"
     section = report(results, command)
