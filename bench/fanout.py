@@ -1137,7 +1137,8 @@ def report(res: Results, command: str) -> str:
         + f"and one probe partner; start-up took {res.setup_s:.0f} s. Webhook body: "
         f"{res.body_bytes:,} bytes; the bare loop posts the same body, signed, from one "
         f"aiohttp session with {DEFAULT_LIMIT_PER_HOST} requests in flight to one host "
-        f"(the relay's per-host limit) and {TLS_BARE_CONCURRENCY} to the many hosts.",
+        "(the relay's per-host limit)"
+        + (f" and {TLS_BARE_CONCURRENCY} to the many hosts." if res.hosts else "."),
         "",
         "### Targets",
         "",
