@@ -2,7 +2,8 @@
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
-``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues`` (the code
+``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``partner_page`` (the
+partner's page at ``/partner`` and ``/api/v1/me``), ``catalogues`` (the code
 catalogues with their names, for the pages' pickers).
 """
 
@@ -24,7 +25,7 @@ from relay.core.logs import get_logger
 from relay.core.models import DocumentEvent, Partner
 from relay.core.tokens import TokenIndex
 from relay.runtime.app import Runtime
-from relay.web import catalogues, dashboard, deliveries, documents, partners
+from relay.web import catalogues, dashboard, deliveries, documents, partner_page, partners
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -145,6 +146,8 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
     api.include_router(catalogues.router)
+    api.include_router(partner_page.page_router)
+    api.include_router(partner_page.router)
     return api
 
 
