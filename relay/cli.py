@@ -131,7 +131,7 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
     from relay.adapters import kafka
     from relay.adapters.files import read_events
     from relay.core import topics
-    from relay.core.intake import default_checks, encode_event, validate_event
+    from relay.core.intake import advisories, default_checks, encode_event, validate_event
     from relay.core.models.limits import MAX_FILE_BYTES
 
     if source == "-":
@@ -160,6 +160,8 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
             f"v{event.document.version}",
             file=out,
         )
+        for a in advisories(event):
+            print(f"warning {ev.position}: [{a.code}] {a.message}", file=out)
     if accepted:
         await kafka.ensure_topics(settings)
         await kafka.produce(settings, accepted)

@@ -62,6 +62,21 @@ def link_token_ok(link_secret: str | None, delivery_id: str, token: str) -> bool
     return hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace"))
 
 
+def question_token(link_secret: str, delivery_id: str, expires: int) -> str:
+    """The ``t`` of a question link ("有疑问？"): HMAC-SHA256 over the delivery id and the
+    link's expiry (Unix seconds), kept apart from acknowledgement tokens by its prefix."""
+    message = f"question\0{delivery_id}\0{expires}".encode()
+    return hmac.digest(link_secret.encode("utf-8"), message, "sha256").hex()[:LINK_TOKEN_HEX]
+
+
+def question_token_ok(link_secret: str | None, delivery_id: str, expires: int, token: str) -> bool:
+    """Whether ``token`` signs (``delivery_id``, ``expires``); expiry is the caller's check."""
+    if not link_secret or not token:
+        return False
+    expected = question_token(link_secret, delivery_id, expires)
+    return hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace"))
+
+
 class TokenIndex:
     """Which partner a token belongs to: SHA-256 of the token → partner id.
 

@@ -21,6 +21,17 @@ from relay.core.stats import RateWindow
 
 #: Statuses of deliveries that ended in the dead letters (replayable from there).
 DEAD_LETTERED = frozenset({DeliveryStatus.failed, DeliveryStatus.disabled, DeliveryStatus.dead})
+#: Audit kinds listed among a document's events in its trace.
+DOCUMENT_EVENTS = frozenset(
+    {
+        "event.accepted",
+        "event.rejected",
+        "event.duplicate",
+        "document.matched",
+        "question.asked",
+        "question.answered",
+    }
+)
 #: Dead-lettered deliveries remembered for the dashboard's failures, newest kept.
 FAILURES_KEPT = 200
 #: Seconds of delivery outcomes kept for rates.
@@ -140,7 +151,7 @@ class TraceBook:
     def add(self, r: AuditRecord) -> None:
         if r.kind == "event.rejected":
             self.events_rejected += 1
-        if r.kind in ("event.accepted", "event.rejected", "event.duplicate", "document.matched"):
+        if r.kind in DOCUMENT_EVENTS:
             if r.document_id:
                 self._doc(r.document_id).events.append(r)
         elif r.kind == "notification.planned" and r.notification_id and r.partner_id:

@@ -32,6 +32,7 @@ from relay.runtime.ledger import LookupTable, batched_table, lookup_table
 from relay.runtime.metrics import Metrics
 from relay.runtime.parking import Parking
 from relay.runtime.producing import Producer
+from relay.runtime.questions import QuestionView
 from relay.runtime.registry import Registry
 from relay.runtime.trace_view import TraceView
 from relay.runtime.watchdog import Watchdog
@@ -127,6 +128,8 @@ class Runtime:
         self.accepted = AcceptedDocuments(settings)
         self.trace = TraceView(settings)
         self.accepted.listeners.append(self.trace.add_document)
+        #: Every question and answer (item 6), read whole: the FAQ of any document.
+        self.questions = QuestionView(settings)
         self.webhooks = WebhookSender(
             timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
         )
@@ -223,6 +226,7 @@ class _Services(Service):
         await self.add_runtime_dependency(self.rt.registry)
         await self.add_runtime_dependency(self.rt.trace)
         await self.add_runtime_dependency(self.rt.accepted)
+        await self.add_runtime_dependency(self.rt.questions)
         await self.add_runtime_dependency(self.rt.watchdog)
         await self.add_runtime_dependency(self.rt.group_watch)
         await self.rt.webhooks.start()

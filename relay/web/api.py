@@ -3,8 +3,8 @@
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
 ``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``partner_page`` (the
-partner's page at ``/partner`` and ``/api/v1/me``), ``catalogues`` (the code
-catalogues with their names, for the pages' pickers).
+partner's page at ``/partner`` and ``/api/v1/me``), ``catalogues`` (the code catalogues
+with their names, for the pages' pickers), ``docs`` (``/docs``, served offline).
 """
 
 from __future__ import annotations
@@ -25,7 +25,16 @@ from relay.core.logs import get_logger
 from relay.core.models import DocumentEvent, Partner
 from relay.core.tokens import TokenIndex
 from relay.runtime.app import Runtime
-from relay.web import catalogues, dashboard, deliveries, documents, partner_page, partners
+from relay.web import (
+    catalogues,
+    dashboard,
+    deliveries,
+    docs,
+    documents,
+    partner_page,
+    partners,
+    questions,
+)
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -34,7 +43,7 @@ from relay.web.store import PartnerStore
 log = get_logger(__name__)
 
 #: Bodies referenced by hand in /openapi.json (routes that read the raw body themselves).
-EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (DocumentEvent, AckIn, AckForm)
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (DocumentEvent, AckIn, AckForm, *questions.SCHEMAS)
 
 DESCRIPTION = """\
 Partner self-service and operator API of Policy Relay (DESIGN §7).
@@ -75,7 +84,15 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
 
 
 def create_api(rt: Runtime) -> FastAPI:
-    api = FastAPI(title="Policy Relay", version="0.1.0", description=DESCRIPTION)
+    # /docs is ours (relay.web.docs: served assets, strict CSP); FastAPI's loads a CDN's.
+    api = FastAPI(
+        title="Policy Relay",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
     api.state.rt = rt
     api.state.store = PartnerStore(rt)
     api.state.tokens = tokens = TokenIndex()
@@ -140,6 +157,7 @@ def create_api(rt: Runtime) -> FastAPI:
         return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     api.include_router(dashboard.page_router)
+    api.include_router(docs.router)
     api.include_router(dashboard.router)
     api.include_router(documents.router)
     api.include_router(partners.router)
@@ -148,6 +166,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(catalogues.router)
     api.include_router(partner_page.page_router)
     api.include_router(partner_page.router)
+    api.include_router(questions.router)
     return api
 
 

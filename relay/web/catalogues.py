@@ -14,10 +14,14 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from relay.core.matching import catalogue as cat
+from relay.core.models import Audience
 from relay.web.errors import responses
 from relay.web.security import Caller
 
 router = APIRouter(prefix="/api/v1", tags=["catalogues"])
+
+#: Who a document is for (``scope.audiences``) and who a partner is (``kind``).
+AUDIENCES = {Audience.association: "行业协会", Audience.park: "产业园区"}
 
 
 class CatalogueEntry(BaseModel):
@@ -25,7 +29,7 @@ class CatalogueEntry(BaseModel):
     name: str
     level: str = Field(
         description="industries: section, division, group, class; regions: province, district, "
-        "subdistrict, town; parks: park; scales: scale; tags: tag"
+        "subdistrict, town; parks: park; scales: scale; tags: tag; audiences: audience"
     )
     parent: str | None = Field(default=None, description="the code one level up, if listed")
     group: str | None = Field(default=None, description="tags: the group of the vocabulary")
@@ -46,6 +50,7 @@ class Catalogues(BaseModel):
     parks: Catalogue
     scales: Catalogue
     tags: Catalogue
+    audiences: Catalogue
 
 
 def _industries() -> list[CatalogueEntry]:
@@ -126,6 +131,14 @@ def catalogues() -> Catalogues:
             entries=[
                 CatalogueEntry(code=str(scale), name=name, level="scale")
                 for scale, name in cat.SCALE_NAMES.items()
+            ],
+        ),
+        audiences=Catalogue(
+            title="推送对象",
+            edition="DESIGN §4",
+            open=False,
+            entries=[
+                CatalogueEntry(code=str(a), name=AUDIENCES[a], level="audience") for a in Audience
             ],
         ),
         tags=Catalogue(

@@ -8,10 +8,16 @@ from fastapi import APIRouter, Path, Request
 
 from relay.core import topics
 from relay.core.errors import InvalidEvent, InvalidJSON
-from relay.core.intake import encode_event, too_large, validate_event
+from relay.core.intake import advisories, encode_event, too_large, validate_event
 from relay.core.models.limits import MAX_EVENT_BYTES, read_json
 from relay.web.errors import ApiError, not_found, responses
-from relay.web.schemas import DocumentAccepted, DocumentTraceOut, ReplayRequest, ReplayResult
+from relay.web.schemas import (
+    AdvisoryOut,
+    DocumentAccepted,
+    DocumentTraceOut,
+    ReplayRequest,
+    ReplayResult,
+)
 from relay.web.security import Operator, Rt
 from relay.web.views import trace_out
 
@@ -54,6 +60,7 @@ async def publish(request: Request, rt: Rt, _: Operator) -> DocumentAccepted:
             message = f"{e.field}: {message}"
         raise ApiError(413 if e.reason == "too_large" else 422, e.reason, message) from e
     doc = event.document
+    advice = advisories(event)
     partition, offset = await rt.out.send(topics.DOCUMENTS, doc.id, value)
     rt.counters["api.documents.published"] += 1
     return DocumentAccepted(
@@ -63,6 +70,7 @@ async def publish(request: Request, rt: Rt, _: Operator) -> DocumentAccepted:
         type=event.type.value,
         partition=partition,
         offset=offset,
+        warnings=[AdvisoryOut(code=a.code, field=a.field, message=a.message) for a in advice],
     )
 
 

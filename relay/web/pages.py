@@ -62,7 +62,8 @@ def page(
     return HTMLResponse(html, status_code=status, headers=headers or PAGE_HEADERS)
 
 
-def problem(status: int, message: str) -> HTMLResponse:
-    """An error as a page, for people who came from an email link."""
+def problem(status: int, message: str, kicker: str = "政策接力 · 转发确认") -> HTMLResponse:
+    """An error as a page, for people who came from an email link (``kicker``: the line
+    above the heading, naming the page they were on)."""
     heading = PROBLEMS.get(status, "出错了")
-    return page("problem.html.j2", status, heading=heading, message=message)
+    return page("problem.html.j2", status, heading=heading, message=message, kicker=kicker)

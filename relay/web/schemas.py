@@ -397,6 +397,14 @@ class AckForm(AckIn):
 # ------------------------------------------------------------------ documents
 
 
+class AdvisoryOut(BaseModel):
+    """Accepted and relayed all the same, but the operator should know (e.g. no validity)."""
+
+    code: str
+    field: str
+    message: str
+
+
 class DocumentAccepted(BaseModel):
     event_id: str
     document_id: str
@@ -404,6 +412,9 @@ class DocumentAccepted(BaseModel):
     type: str
     partition: int
     offset: int
+    warnings: list[AdvisoryOut] = Field(
+        default_factory=list, description="e.g. a normative document without expires_on"
+    )
 
 
 class TraceEvent(BaseModel):

@@ -58,3 +58,12 @@ def test_every_park_of_the_sample_partners_has_a_name() -> None:
                 assert parks.get(park), f"{p.id}: park {park!r} has no name in parks.json"
     assert cat.park_name("xujing-sci-tech-park") == "徐泾镇科创园"
     assert cat.park_name("somewhere-else") is None
+
+
+def test_the_audiences_are_every_kind_of_partner_with_its_name() -> None:
+    from relay.core.models import Audience
+
+    c = catalogues()
+    assert {e.code for e in c.audiences.entries} == {str(a) for a in Audience}
+    assert {e.code: e.name for e in c.audiences.entries}["park"] == "产业园区"
+    assert not c.audiences.open
