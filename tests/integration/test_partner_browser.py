@@ -341,6 +341,83 @@ async def test_the_partner_acknowledges_with_a_count_and_note_and_sees_only_its_
     assert await phone.csp_violations() == []
 
 
+# ------------------------------------------------------------------ questions
+
+
+async def answer(api: ApiUnderTest, question_id: str, text: str, *, publish: bool) -> None:
+    r = await api.http.post(
+        f"/api/v1/questions/{question_id}/answer",
+        json={"answer": text, "publish": publish},
+        headers=api.op,
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_the_partner_asks_a_question_and_reads_the_answers_and_the_faq(
+    api: ApiUnderTest, partner: PartnerUnderTest, desktop: Tab
+) -> None:
+    # Another partner receives the same document and asks too: only its published answer,
+    # without who asked, may reach this partner's page.
+    other = unique("p-page-other")
+    other_token = await create_partner(api, other, partner.tag, [hook(api, other)[1]])
+    ev = event(unique("DOC-ASK"), partner.tag, title="浏览器测试：提问的政策")
+    doc_id = ev["document"]["id"]
+    await publish(api, ev)
+    await deliveries(api, partner.id, partner.token, 1)
+    [theirs] = await deliveries(api, other, other_token, 1)
+    asked = []
+    for text in ("申报材料可以线上提交吗？", "别人的私下问题"):
+        r = await api.http.post(
+            f"/api/v1/deliveries/{theirs['delivery_id']}/questions",
+            json={"question": text, "asker": "别家企业"},
+            headers=bearer(other_token),
+        )
+        assert r.status_code == 201, r.text
+        asked.append(r.json()["id"])
+    await answer(api, asked[0], "可以，通过一网通办提交。", publish=True)
+    await answer(api, asked[1], "只答复提问的协会。", publish=False)
+
+    page = desktop.page
+    await sign_in(desktop, partner)
+    card = page.locator(f'.notice-card[data-document-id="{doc_id}"]')
+    await card.locator(".questions summary").click()
+    await expect(card.locator(".own-questions, .questions .empty").first).to_be_visible(
+        timeout=LIVE
+    )
+    await expect(card.locator(".questions")).to_contain_text("还没有提问")
+    faq = card.locator(".faq")
+    await expect(faq).to_contain_text("申报材料可以线上提交吗？")
+    await expect(faq).to_contain_text("可以，通过一网通办提交。")
+    await expect(card.locator(".questions")).not_to_contain_text("别人的私下问题")
+    await expect(card.locator(".questions")).not_to_contain_text("别家企业")
+
+    await card.get_by_label("问题").fill("小微企业如何证明规模？")
+    await card.get_by_label("提问企业或联系人（可选）").fill("园区内某科技公司")
+    await card.get_by_role("button", name="提交问题").click()
+    await expect(page.locator("#notice")).to_contain_text("问题已提交", timeout=LIVE)
+    mine = card.locator(".own-questions .qa")
+    await expect(mine).to_have_count(1, timeout=LIVE)
+    await expect(mine).to_contain_text("小微企业如何证明规模？")
+    await expect(mine).to_contain_text("园区内某科技公司")
+    await expect(mine).to_contain_text("待起草单位答复")
+
+    # The operator sees it, from this partner, on this document; answers and publishes it.
+    r = await api.http.get(f"/api/v1/documents/{doc_id}/questions", headers=api.op)
+    assert r.status_code == 200, r.text
+    [q] = [q for q in r.json()["items"] if q["question"] == "小微企业如何证明规模？"]
+    assert q["partner_id"] == partner.id and q["asker"] == "园区内某科技公司"
+    await answer(api, q["id"], "以上一年度报表为准。", publish=True)
+
+    # Opened again, the page reads the answer.
+    await card.locator(".questions summary").click()
+    await card.locator(".questions summary").click()
+    await expect(mine).to_contain_text("以上一年度报表为准。", timeout=LIVE)
+    await expect(mine).to_contain_text("已公开为常见问题")
+    await expect(faq.locator(".qa")).to_have_count(1)  # its own is under its questions
+    assert desktop.errors() == []
+    assert await desktop.csp_violations() == []
+
+
 # ------------------------------------------------------------------ signing in
 
 
@@ -378,7 +455,17 @@ async def test_the_page_fits_the_screen_at_both_sizes(
     title = "关于支持集成电路企业高质量发展的若干措施（试行）"
     ev = event(unique("DOC-SHOT"), partner.tag, title=title)
     await publish(api, ev)
-    await deliveries(api, partner.id, partner.token, 1)
+    [d] = await deliveries(api, partner.id, partner.token, 1)
+    r = await api.http.post(
+        f"/api/v1/deliveries/{d['delivery_id']}/questions",
+        json={
+            "question": "注册在徐泾镇、经营在华新镇的企业可以申报吗？",
+            "asker": "某集成电路设计公司",
+        },
+        headers=bearer(partner.token),
+    )
+    assert r.status_code == 201, r.text
+    await answer(api, r.json()["id"], "以注册地为准：注册在徐泾镇即可申报。", publish=True)
     async with open_tab(browser, size) as tab:
         page = tab.page
         await page.goto(f"{api.relay.stack.web_url}/partner")
@@ -387,6 +474,8 @@ async def test_the_page_fits_the_screen_at_both_sizes(
         card = page.locator(f'.notice-card[data-document-id="{ev["document"]["id"]}"]')
         await expect(card.locator(".status")).to_have_text("已送达", timeout=LIVE)
         await card.locator(".ack-details summary").click()
+        await card.locator(".questions summary").click()
+        await expect(card.locator(".own-questions")).to_contain_text("以注册地为准", timeout=LIVE)
         await pick(page, "industries", "\u3000计算机制造（C391）")
         await pick(page, "regions", "徐泾镇（310118106）")
         await page.locator("#add-channel summary").click()
