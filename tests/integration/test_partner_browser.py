@@ -33,6 +33,7 @@ from tests.helpers.api import (
     unique,
 )
 from tests.helpers.browser import DESKTOP, PHONE, Size, Tab, check_page, open_tab
+from tests.helpers.receivers import respond
 from tests.integration.conftest import ApiUnderTest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -302,19 +303,35 @@ async def test_the_partner_acknowledges_with_a_count_and_note_and_sees_only_its_
     api: ApiUnderTest, partner: PartnerUnderTest, phone: Tab
 ) -> None:
     other = await new_partner(api)
+    # A second channel that refuses: its delivery fails, and the page says why.
+    refusing, channel = hook(api, unique("refusing"))
+    if not isinstance(api.hooks.behaviour, dict):
+        api.hooks.behaviour = {}
+    api.hooks.behaviour[refusing] = respond(400, body="no thanks")
+    r = await api.http.post(
+        f"/api/v1/partners/{partner.id}/channels",
+        json={**channel, "id": "refusing"},
+        headers=bearer(partner.token),
+    )
+    assert r.status_code == 201, r.text
     mine = event(unique("DOC-MINE"), partner.tag, title="浏览器测试：本单位的政策")
     theirs = event(unique("DOC-THEIRS"), other.tag, title="浏览器测试：别人的政策")
     await publish(api, mine)
     await publish(api, theirs)
-    await deliveries(api, partner.id, partner.token, 1)
+    await deliveries(api, partner.id, partner.token, 2)
     await deliveries(api, other.id, other.token, 1)
 
     page = phone.page
     await sign_in(phone, partner)
     card = page.locator(f'.notice-card[data-document-id="{mine["document"]["id"]}"]')
     await expect(card).to_be_visible(timeout=LIVE)
-    await expect(card.locator(".status")).to_have_text("已送达")
-    await expect(card.locator(".attempts")).to_contain_text("已尝试 1 次")
+    good = card.locator(".delivery", has_not_text="refusing")
+    await expect(good.locator(".status")).to_have_text("已送达")
+    await expect(good.locator(".attempts")).to_contain_text("已尝试 1 次")
+    bad = card.locator(".delivery", has_text="refusing")
+    await expect(bad.locator(".status")).to_have_text("未送达")
+    await expect(bad.locator(".attempts")).to_contain_text("已尝试 1 次")
+    await expect(bad.locator(".attempts")).to_contain_text("[400]")
     await expect(card).to_contain_text("尚未确认转发")
     await expect(page.locator(".notice-card", has_text="浏览器测试：别人的政策")).to_have_count(0)
     assert "别人的政策" not in await page.locator("body").inner_text()
@@ -400,6 +417,7 @@ async def test_the_partner_asks_a_question_and_reads_the_answers_and_the_faq(
     await expect(mine).to_contain_text("小微企业如何证明规模？")
     await expect(mine).to_contain_text("园区内某科技公司")
     await expect(mine).to_contain_text("待起草单位答复")
+    await expect(card.locator(".questions summary")).to_contain_text("我方已问 1 个，已答复 0 个")
 
     # The operator sees it, from this partner, on this document; answers and publishes it.
     r = await api.http.get(f"/api/v1/documents/{doc_id}/questions", headers=api.op)
@@ -414,6 +432,10 @@ async def test_the_partner_asks_a_question_and_reads_the_answers_and_the_faq(
     await expect(mine).to_contain_text("以上一年度报表为准。", timeout=LIVE)
     await expect(mine).to_contain_text("已公开为常见问题")
     await expect(faq.locator(".qa")).to_have_count(1)  # its own is under its questions
+    await page.click("#refresh")
+    await expect(card.locator(".questions summary")).to_contain_text(
+        "我方已问 1 个，已答复 1 个", timeout=LIVE
+    )
     assert desktop.errors() == []
     assert await desktop.csp_violations() == []
 

@@ -58,6 +58,7 @@
     deliveries: [],
     cursor: null,
     shown: "",
+    asked: new Map(),
     timer: 0,
   };
 
@@ -374,6 +375,7 @@
       tags_any: [...p.interests.tags_any],
       exclude_tags: [...p.interests.exclude_tags],
     };
+    $("paused-banner").hidden = !p.paused;
     $("f-name").value = p.name;
     $("f-kind").textContent = KINDS[p.kind] || p.kind;
     $("f-paused").checked = p.paused;
@@ -709,6 +711,7 @@
       return;
     }
     const page = await response.json();
+    await loadAsked();
     if (more) {
       const known = new Set(state.deliveries.map((d) => d.delivery_id));
       state.deliveries = state.deliveries.concat(page.items.filter((d) => !known.has(d.delivery_id)));
@@ -717,11 +720,31 @@
     }
     state.cursor = page.next_cursor;
     $("more").hidden = !state.cursor;
-    const shown = JSON.stringify(state.deliveries);
+    const shown = JSON.stringify([state.deliveries, [...state.asked]]);
     if (shown !== state.shown) {
       state.shown = shown;
       renderDeliveries();
     }
+  }
+
+  // The partner's own questions, counted per document for the notices' 问答 lines.
+  async function loadAsked() {
+    const response = await api(partnerPath("/questions"));
+    if (!response.ok) return; // the counts are a convenience; the 问答 section reads its own
+    const asked = new Map();
+    for (const q of (await response.json()).items) {
+      const n = asked.get(q.document_id) || { asked: 0, answered: 0 };
+      n.asked += 1;
+      if (q.answer) n.answered += 1;
+      asked.set(q.document_id, n);
+    }
+    state.asked = asked;
+  }
+
+  function questionsSummary(documentId) {
+    const n = state.asked.get(documentId);
+    const tally = n ? "（我方已问 " + n.asked + " 个，已答复 " + n.answered + " 个）" : "";
+    return "问答：向起草单位提问、常见问题" + tally;
   }
 
   // Something typed but not sent, or a form in use: an automatic refresh would lose it.
@@ -847,7 +870,7 @@
     // Questions on this document: asking, and reading its questions and published answers.
     const q = el("details", null, "questions");
     q.dataset.key = "q:" + n.id;
-    q.append(el("summary", "问答：向起草单位提问、常见问题"));
+    q.append(el("summary", questionsSummary(d0.document_id)));
     const body = el("div", null, "questions-body");
     q.append(body);
     q.addEventListener("toggle", () => {
@@ -917,7 +940,10 @@
     parts.push(el("h3", "常见问题解答"));
     const faqList = el("ul", null, "qa-list faq");
     for (const q of faq) faqList.append(questionItem(q, false));
-    parts.push(faq.length ? faqList : el("p", "起草单位尚未公开答复。", "empty"));
+    const none = own.some((x) => x.answer && x.answer.published)
+      ? "除我方的问题外，暂无其他公开答复。"
+      : "起草单位尚未公开答复。";
+    parts.push(faq.length ? faqList : el("p", none, "empty"));
     parts.push(askForm(d, body));
     body.replaceChildren(...parts);
   }
@@ -985,6 +1011,8 @@
         asker.value = "";
         notice("问题已提交给起草单位，答复后会显示在这里。");
         await loadQuestions(d, body);
+        await loadAsked();
+        body.parentElement.querySelector("summary").textContent = questionsSummary(d.document_id);
       } catch (err2) {
         if (!(err2 instanceof SignedOut)) fieldError(form, "请求没有送达服务，请稍后再试。");
       } finally {
