@@ -21,6 +21,8 @@ MUST_HOLD = (
     "relay/templates/email/notice.txt.j2",
     "relay/templates/web/static/dashboard.js",
     "relay/templates/web/static/docs.js",
+    "relay/templates/web/static/partner.js",
+    "relay/templates/web/static/partner.css",
     "relay/templates/web/static/swagger-ui/swagger-ui-bundle.js",
     "relay/templates/web/static/swagger-ui/LICENSE",
     "relay/config/partners.yaml",
@@ -28,6 +30,7 @@ MUST_HOLD = (
     "relay/examples/documents/07-park-rent-subsidy-expiring-soon.json",
     "relay/examples/documents/01-seed-government-openness.json",
     "relay/core/matching/catalogues/gbt4754_2017.json",
+    "relay/core/matching/catalogues/parks.json",
 )
 
 

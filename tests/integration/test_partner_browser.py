@@ -467,6 +467,33 @@ async def test_a_wrong_token_or_the_operators_gets_a_clear_message_and_no_data(
     assert await desktop.csp_violations() == []
 
 
+async def test_the_partner_changes_its_token_and_the_old_one_stops_working(
+    api: ApiUnderTest, partner: PartnerUnderTest, desktop: Tab
+) -> None:
+    page = desktop.page
+    asked = accept_dialogs(page)
+    await sign_in(desktop, partner)
+    await page.click("#rotate-token")
+    field = page.locator("#new-token .secret-field")
+    await expect(field).to_be_visible(timeout=LIVE)
+    new = await field.input_value()
+    assert new.startswith("prt_") and new != partner.token
+    assert any("旧令牌立即失效" in a for a in asked)
+    assert await page.evaluate("sessionStorage.getItem('relay.partnerToken')") == new
+    assert new not in page.url
+    r = await api.http.get("/api/v1/me", headers=bearer(partner.token))
+    assert r.status_code == 401
+    r = await api.http.get("/api/v1/me", headers=bearer(new))
+    assert r.json()["partner_id"] == partner.id
+    # The page goes on with the new token.
+    await page.click("#refresh")
+    await expect(page.locator("#notice")).to_contain_text("已刷新", timeout=LIVE)
+    await page.reload()
+    await expect(page.locator("#app")).to_be_visible(timeout=LIVE)
+    await expect(page.locator("#new-token")).to_be_hidden()  # shown once
+    assert desktop.errors() == []
+
+
 # ------------------------------------------------------------------ both sizes
 
 

@@ -190,6 +190,8 @@
     $("signin").hidden = false;
     $("signout").hidden = true;
     $("who").textContent = "未登录";
+    $("new-token").replaceChildren();
+    $("new-token").hidden = true;
     show("notice", "");
     show("problem", message || "");
     $("token").value = "";
@@ -493,7 +495,7 @@
         if (c.has_previous_secret) facts.push("旧密钥在 " + when(c.previous_secret_until) + " 前仍同时签名");
         if (facts.length) item.append(el("div", facts.join(" · "), "muted"));
         item.append(
-          el("div", c.disabled ? "已停用" + (c.disabled_reason ? "：" + c.disabled_reason : "") : "正常接收", c.disabled ? "state bad" : "state ok")
+          el("div", c.disabled ? "已停用" + (c.disabled_reason ? "：" + c.disabled_reason : "") : "已启用", c.disabled ? "state bad" : "state ok")
         );
         const result = el("div", null, "result");
         result.setAttribute("role", "status");
@@ -1022,12 +1024,52 @@
     return form;
   }
 
+  // ------------------------------------------------------------------ the token
+
+  async function rotateToken() {
+    const ok = window.confirm(
+      "确定更换贵单位的令牌吗？\n旧令牌立即失效，用它对接的系统须改用新令牌。新令牌只显示一次。"
+    );
+    if (!ok) return;
+    const b = $("rotate-token");
+    b.disabled = true;
+    try {
+      const response = await api(partnerPath("/token"), { method: "POST" });
+      if (!response.ok) {
+        problem("令牌没有更换：" + (await errorMessage(response)));
+        return;
+      }
+      const issued = await response.json();
+      sessionStorage.setItem(TOKEN_KEY, issued.token);
+      const box = $("new-token");
+      const field = el("input");
+      field.type = "text";
+      field.readOnly = true;
+      field.value = issued.token;
+      field.className = "secret-field";
+      field.setAttribute("aria-label", "新令牌");
+      field.addEventListener("focus", () => field.select());
+      box.replaceChildren(
+        el("div", "新令牌（只显示这一次，请立即交给需要对接的系统保存）："),
+        field,
+        el("div", "旧令牌已失效。下次登录本页面请使用新令牌。", "muted")
+      );
+      box.hidden = false;
+      field.focus();
+    } catch (e) {
+      if (!(e instanceof SignedOut)) problem("请求没有送达服务，请稍后再试。");
+    } finally {
+      b.disabled = false;
+    }
+  }
+
   // ------------------------------------------------------------------ start
 
   document.addEventListener("DOMContentLoaded", () => {
     $("signin-form").addEventListener("submit", signIn);
     for (const id of ["notice", "problem"]) $(id).addEventListener("click", () => show(id, ""));
     $("signout").addEventListener("click", () => signedOut(""));
+    $("rotate-token").addEventListener("click", rotateToken);
     $("profile-form").addEventListener("submit", saveProfile);
     $("channel-form").addEventListener("submit", addChannel);
     $("c-type").addEventListener("change", channelTypeChanged);
