@@ -262,6 +262,16 @@ async def test_the_partner_adds_tests_rotates_and_removes_channels(
     await api.hooks.wait_for(2, path=path)
     assert any("更换" in a for a in asked)
 
+    # Paused by the partner, and back.
+    await card.get_by_role("button", name="停用").click()
+    await expect(card.locator(".state")).to_contain_text("已停用", timeout=LIVE)
+    [office] = [c for c in (await profile(api, partner))["channels"] if c["id"] == "office-system"]
+    assert office["disabled"] is True
+    await card.get_by_role("button", name="重新启用").click()
+    await expect(card.locator(".state")).to_have_text("已启用", timeout=LIVE)
+    [office] = [c for c in (await profile(api, partner))["channels"] if c["id"] == "office-system"]
+    assert office["disabled"] is False
+
     # A 钉钉 robot with its 加签 secret and keyword; the stack's sink checks both.
     bots = api.relay.stack.bots
     assert bots is not None

@@ -1070,6 +1070,8 @@
     for (const id of ["notice", "problem"]) $(id).addEventListener("click", () => show(id, ""));
     $("signout").addEventListener("click", () => signedOut(""));
     $("rotate-token").addEventListener("click", rotateToken);
+    // Choosing a digest time means the digest.
+    $("f-digest-at").addEventListener("input", () => ($("f-mode-digest").checked = true));
     $("profile-form").addEventListener("submit", saveProfile);
     $("channel-form").addEventListener("submit", addChannel);
     $("c-type").addEventListener("change", channelTypeChanged);
