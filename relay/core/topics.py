@@ -62,14 +62,21 @@ ALL = (
     TopicSpec(DOCUMENTS),
     TopicSpec(ACCEPTED),
     TopicSpec(REJECTED),
-    # One partition: every worker reads all of it into its registry, in order.
-    TopicSpec(PARTNERS, partitions=1),
+    # One partition: every worker reads all of it into its registry, in order. Compacted:
+    # Kafka keeps each partner's latest record (a removal's tombstone for a day) forever,
+    # where a time-based retention (Kafka's default: 7 days) would drop the registry.
+    TopicSpec(
+        PARTNERS,
+        partitions=1,
+        config=(("cleanup.policy", "compact"), ("delete.retention.ms", str(86400 * 1000))),
+    ),
     TopicSpec(DELIVER_EMAIL),
     TopicSpec(DELIVER_WEBHOOK),
     TopicSpec(DELIVER_CHAT),
     TopicSpec(RETRY),
     TopicSpec(AUDIT),
-    TopicSpec(DEAD_LETTER),
+    # Kept until replayed (or removed by an operator): never dropped by age.
+    TopicSpec(DEAD_LETTER, config=(("retention.ms", "-1"),)),
     # One partition, read whole by every worker into its question book; the latest record
     # of a question is its state.
     TopicSpec(QUESTIONS, partitions=1, config=(("cleanup.policy", "compact"),)),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from relay.core.models import (
+    FINAL_STATUSES,
     AuditRecord,
     DeliveryStatus,
     DocumentEvent,
@@ -65,6 +66,9 @@ class DeliveryTrace:
     planned_at: datetime | None = None
     #: The latest acknowledgement made through this delivery.
     ack: AuditRecord | None = None
+    #: When it should next go: when planned, or when its retry, digest or robot slot falls
+    #: due (the latest record's ``next_attempt_at``).
+    due_at: datetime | None = None
 
     def sort_key(self) -> tuple[str, str]:
         """Newest-first order that every worker agrees on: (planned time, id)."""
@@ -147,6 +151,8 @@ class TraceBook:
     rates: RateWindow = field(default_factory=lambda: RateWindow(RATE_SPAN))
     #: Events refused at intake (``event.rejected``), with or without a document id.
     events_rejected: int = 0
+    #: Deliveries not settled yet (pending or retrying), in the order first seen.
+    unsettled: dict[str, None] = field(default_factory=dict)
 
     def add(self, r: AuditRecord) -> None:
         if r.kind == "event.rejected":
@@ -178,6 +184,7 @@ class TraceBook:
                     n.version,
                 )
                 d.planned_at = r.at
+                d.due_at = d.due_at or r.at
                 self._link(d, n.partner_id)
         elif r.kind == "delivery.acked" and r.delivery_id:
             d = self._delivery(r.delivery_id)
@@ -195,6 +202,7 @@ class TraceBook:
             d.channel_id = r.channel_id or d.channel_id
             d.channel_type = r.channel_type or d.channel_type
             d.planned_at = d.planned_at or r.at
+            d.due_at = r.next_attempt_at or d.due_at or r.at
             if r.partner_id:
                 self._link(d, r.partner_id)
             if r.status is not None:
@@ -217,6 +225,7 @@ class TraceBook:
         if d is None:
             d = self.deliveries[delivery_id] = DeliveryTrace(delivery_id)
             self.status_counts[d.status] += 1
+            self.unsettled[delivery_id] = None
         return d
 
     def _set_status(self, d: DeliveryTrace, status: DeliveryStatus, r: AuditRecord) -> None:
@@ -224,6 +233,10 @@ class TraceBook:
         self.status_counts[d.status] -= 1
         self.status_counts[status] += 1
         d.status = status
+        if status in FINAL_STATUSES:
+            self.unsettled.pop(d.delivery_id, None)
+        else:
+            self.unsettled[d.delivery_id] = None
         self.rates.add(r.at.timestamp(), f"{d.channel_type or 'unknown'}.{status}")
         if status in DEAD_LETTERED:
             self.failures.pop(d.delivery_id, None)  # moves to the newest end
@@ -267,6 +280,16 @@ class TraceBook:
             return at is None, at.timestamp() if at else 0.0, doc.document_id
 
         return sorted(self.documents.values(), key=key, reverse=True)[:limit]
+
+    def oldest_due(self, now: datetime) -> float:
+        """Seconds the longest-waiting unsettled delivery has been due (0 if none is): a
+        delivery held for a digest, a robot's slot or a later retry is not due yet."""
+        oldest = 0.0
+        for delivery_id in self.unsettled:
+            due = self.deliveries[delivery_id].due_at
+            if due is not None:
+                oldest = max(oldest, (now - due).total_seconds())
+        return oldest
 
     def recent_failures(self, limit: int) -> list[tuple[DeliveryTrace, AuditRecord]]:
         """Deliveries that are dead-lettered now, with the record that put them there.

@@ -154,6 +154,7 @@ def create_api(rt: Runtime) -> FastAPI:
     @api.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
     async def metrics() -> Response:
         """Prometheus text exposition: step counts, gauges, delivery and match latencies."""
+        await dashboard.measure_lag(api.state.lag, rt)
         return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     api.include_router(dashboard.page_router)

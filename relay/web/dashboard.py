@@ -103,6 +103,13 @@ class LagSampler:
         )
 
 
+async def measure_lag(sampler: LagSampler, rt: Runtime) -> ConsumerLag:
+    """This worker's lag now (at most ``max_age`` old), remembered for ``/metrics``."""
+    lag = await sampler.get()
+    rt.consumer_lag = {t.topic: float(t.lag) for t in lag.topics} if lag.status == "ok" else None
+    return lag
+
+
 def lag_sampler(request: Request) -> LagSampler:
     return cast(LagSampler, request.app.state.lag)
 
@@ -194,7 +201,7 @@ async def dashboard(
     documents: Annotated[int, Query(ge=1, le=200, description="recent documents")] = 20,
     failures: Annotated[int, Query(ge=1, le=200, description="recent failures")] = 20,
 ) -> DashboardOut:
-    lag = await lag_sampler(request).get()
+    lag = await measure_lag(lag_sampler(request), rt)
     book = rt.trace.book
     now = time.time()
     counts = {s.value: book.status_counts[s] for s in DeliveryStatus}

@@ -380,8 +380,12 @@ def authorise_question(
         raise unauthorized("missing token: open the link from the notice, or send a bearer token")
     else:
         secret = rt.settings.link_secret.get_secret_value() if rt.settings.link_secret else None
+        old = rt.settings.previous_link_secret
+        previous = old.get_secret_value() if old else None
         when = int(expires) if expires.isascii() and expires.isdigit() else -1
-        if when < 0 or not tokens.question_token_ok(secret, delivery_id, when, token):
+        if when < 0 or not tokens.question_token_ok(
+            secret, delivery_id, when, token, previous=previous
+        ):
             raise unauthorized("this question link is not valid (was it cut or altered?)")
         if when <= rt.clock.now().timestamp():
             raise ApiError(401, "link_expired", "this question link has expired")
