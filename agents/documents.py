@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from relay.core.models import (
     first_attempt_ref,
 )
 from relay.core.planning import DocumentState, plan_event
+from relay.runtime import question_digests
 
 if TYPE_CHECKING:
     from relay.runtime.app import Runtime
@@ -42,6 +44,7 @@ log = get_logger(__name__)
 def install(rt: Runtime) -> None:
     app = rt.app
     install_calendar(rt)
+    install_question_digests(rt)
 
     @app.agent(rt.topic(topics.DOCUMENTS), name="relay.intake")
     async def intake(stream: StreamT[bytes]) -> None:
@@ -343,3 +346,30 @@ def install_calendar(rt: Runtime) -> None:
             await rt.topic(topics.ACCEPTED).send(value=topics.CALENDAR_TICK, partition=p)
 
     rt.app.timer(rt.settings.calendar_tick)(calendar_ticker)
+
+
+def install_question_digests(rt: Runtime) -> None:
+    """The drafting units' daily emails of new questions, from the worker that holds each
+    unit's partition of the accepted-documents topic (relay.runtime.question_digests)."""
+    sending = asyncio.Lock()
+
+    async def question_digest_ticker() -> None:
+        if sending.locked() or not question_digests.ready(rt):
+            return
+        async with sending:
+            try:
+                owned = {
+                    tp.partition
+                    for tp in rt.app.consumer.assignment()
+                    if tp.topic == topics.ACCEPTED
+                }
+            except Exception:  # no consumer yet, or mid-rebalance
+                return
+            if not owned or rt.app.rebalancing:
+                return
+            try:
+                await question_digests.send_due(rt, owned)
+            except Exception:
+                log.exception("question_digest_failed")
+
+    rt.app.timer(rt.settings.calendar_tick)(question_digest_ticker)

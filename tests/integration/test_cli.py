@@ -63,6 +63,28 @@ async def test_publish_reads_stdin_and_succeeds_when_all_are_valid(relay: RelayU
 
 
 @session_loop
+async def test_publish_warns_of_a_normative_document_without_validity(
+    relay: RelayUnderTest,
+) -> None:
+    ev = renamed(sample_event("03-city-digital-transformation.json"), "TEST-CLI-NORM")
+    ev["document"].update(normative=True, expires_on=None)
+    done = relay_cmd(
+        "publish",
+        "-",
+        env={"RELAY_BROKER_URL": relay.settings.broker},
+        stdin=json.dumps([ev], ensure_ascii=False),
+    )
+    # Accepted and relayed all the same: a warning, not a refusal.
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout.splitlines()
+    assert out[0].startswith("accepted [0]: "), out
+    assert out[1].startswith("warning [0]: [normative_without_expiry] document TEST-CLI-NORM"), out
+    assert "有效期未注明" in out[1]
+    assert out[-1] == "1 published, 0 rejected"
+    await relay.settle([ev["event_id"]])
+
+
+@session_loop
 async def test_partners_list_shows_what_the_relay_holds(relay: RelayUnderTest) -> None:
     done = relay_cmd("partners", "list", env={"RELAY_BROKER_URL": relay.settings.broker})
     assert done.returncode == 0, done.stderr
