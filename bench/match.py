@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import random
 import resource
@@ -368,9 +369,10 @@ def report(results: list[dict[str, Any]], command: str) -> str:
     lines = [
         SECTION_HEADING,
         "",
-        f"Reproduce: `{command}` (each size runs in its own process; about 6 minutes here).",
+        f"Reproduce: `{command}` (each size runs in its own process).",
         "",
-        f"Machine: {platform.machine()}, 2 cores, shared and noisy, Python "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores (`os.cpu_count()`), shared "
+        "and noisy, Python "
         f"{platform.python_version()}. Absolute times move between runs here, so read the "
         "medians and the ratios, which come from one run. The engine runs each document "
         "REPEAT times. The reference runs it fewer times at large sizes (REF_REPEAT times at "
