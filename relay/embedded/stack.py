@@ -227,10 +227,15 @@ class Stack:
                 self.start_worker()
 
     def worker_env(self) -> dict[str, str]:
-        """The worker's environment: ours, minus RELAY_*, plus every worker setting."""
+        """The worker's environment: ours, with every RELAY_* setting as the stack resolved it
+        (from the same variables, with the stack's own changes), and RELAY_FAUST_* as is."""
         ws = self.worker_settings
         assert ws is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("RELAY_") or k.startswith("RELAY_FAUST_")
+        }
         for name, value in ws.model_dump().items():
             if value is None:
                 continue

@@ -2,8 +2,9 @@
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
-``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues`` (the code
-catalogues with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
+``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``partner_page`` (the
+partner's page at ``/partner`` and ``/api/v1/me``), ``catalogues`` (the code catalogues
+with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
 ``document_page`` (a document's page), ``questions``.
 """
 
@@ -32,6 +33,7 @@ from relay.web import (
     docs,
     document_page,
     documents,
+    partner_page,
     partners,
     questions,
 )
@@ -165,6 +167,8 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
     api.include_router(catalogues.router)
+    api.include_router(partner_page.page_router)
+    api.include_router(partner_page.router)
     api.include_router(questions.router)
     api.include_router(document_page.router)
     return api
