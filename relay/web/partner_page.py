@@ -7,22 +7,19 @@ works through the partner API (profile, channels, deliveries, acknowledgements, 
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from relay.core.rendering import TEMPLATES
 from relay.web import pages
-from relay.web.errors import not_found, responses
+from relay.web.errors import responses
 from relay.web.security import Caller, Rt
 
 router = APIRouter(prefix="/api/v1", tags=["partners"])
 page_router = APIRouter(tags=["operations"])
 
-STATIC = TEMPLATES / "web" / "static"
 #: The only files served under /partner/static/, with their types.
 STATIC_TYPES = {
     "partner.js": "text/javascript; charset=utf-8",
@@ -60,14 +57,6 @@ async def partner_page() -> HTMLResponse:
     return pages.page("partner.html.j2", headers=pages.DASHBOARD_HEADERS)
 
 
-@cache
-def _static(name: str) -> bytes:
-    return (STATIC / name).read_bytes()
-
-
 @page_router.get("/partner/static/{name}", include_in_schema=False)
 async def static(name: str) -> Response:
-    media_type = STATIC_TYPES.get(name)
-    if media_type is None:
-        raise not_found(f"/partner/static/{name}")
-    return Response(_static(name), media_type=media_type, headers=pages.STATIC_HEADERS)
+    return pages.static_file(name, STATIC_TYPES, "/partner/static/")
