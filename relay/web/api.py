@@ -2,7 +2,8 @@
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
-``dashboard`` (the operator's page at ``/`` and the JSON it polls).
+``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``registry`` (this
+worker's partner registry in brief, to compare across workers).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from relay.core.logs import get_logger
 from relay.core.models import DocumentEvent, Partner
 from relay.core.tokens import TokenIndex
 from relay.runtime.app import Runtime
-from relay.web import dashboard, deliveries, documents, partners
+from relay.web import dashboard, deliveries, documents, partners, registry
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -141,6 +142,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(dashboard.router)
     api.include_router(documents.router)
     api.include_router(partners.router)
+    api.include_router(registry.router)
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
     return api
