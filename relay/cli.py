@@ -1,4 +1,4 @@
-"""The `relay` command line (DESIGN §3): demo, dev, worker, publish, partners."""
+"""The `relay` command line (DESIGN §3): demo, dev, worker, publish, partners, replay, status."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from relay.core.errors import InvalidEvent, InvalidInput, RelayError
 from relay.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from relay.runtime.registry import PartnerBook
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     imp = psub.add_parser("import", help="validate a YAML/JSON partners file and load it")
     imp.add_argument("file", type=Path, metavar="FILE")
     psub.add_parser("list", help="list the partners the relay holds")
+    exp = psub.add_parser(
+        "export",
+        help="write every partner to a file 'partners import' takes back (the registry's backup)",
+    )
+    exp.add_argument(
+        "file",
+        nargs="?",
+        default="-",
+        metavar="FILE",
+        help="a .yaml/.yml or .json file (written readable by you only); - or none: stdout",
+    )
+    st = sub.add_parser("status", help="a running worker's key figures: lag, deliveries, workers")
+    st.add_argument(
+        "--url",
+        metavar="URL",
+        help="the worker's address (default: http://RELAY_WEB_HOST:RELAY_WEB_PORT)",
+    )
     rep = sub.add_parser("replay", help="re-queue dead letters with their delivery ids")
     rep.add_argument("--delivery", action="append", metavar="ID", help="a delivery id (repeatable)")
     rep.add_argument("--partner", metavar="ID", help="only this partner's")
@@ -99,6 +119,10 @@ def run(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         return asyncio.run(import_partners(settings, args.file, out))
     if args.command == "partners" and args.partners_command == "list":
         return asyncio.run(list_partners(settings, out))
+    if args.command == "partners" and args.partners_command == "export":
+        return asyncio.run(export_partners(settings, args.file, out))
+    if args.command == "status":
+        return asyncio.run(status(settings, args.url, out))
     if args.command == "replay":
         return asyncio.run(replay(settings, args, out))
     raise AssertionError(args)
@@ -131,7 +155,7 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
     from relay.adapters import kafka
     from relay.adapters.files import read_events
     from relay.core import topics
-    from relay.core.intake import default_checks, encode_event, validate_event
+    from relay.core.intake import advisories, default_checks, encode_event, validate_event
     from relay.core.models.limits import MAX_FILE_BYTES
 
     if source == "-":
@@ -160,6 +184,8 @@ async def publish(settings: Settings, source: str, out: TextIO) -> int:
             f"v{event.document.version}",
             file=out,
         )
+        for a in advisories(event):
+            print(f"warning {ev.position}: [{a.code}] {a.message}", file=out)
     if accepted:
         await kafka.ensure_topics(settings)
         await kafka.produce(settings, accepted)
@@ -181,7 +207,8 @@ async def import_partners(settings: Settings, path: Path, out: TextIO) -> int:
     return 0
 
 
-async def list_partners(settings: Settings, out: TextIO) -> int:
+async def read_registry(settings: Settings) -> PartnerBook:
+    """The partners as the workers hold them: the partners topic read to its end."""
     from pydantic import ValidationError
 
     from relay.adapters import kafka
@@ -194,6 +221,11 @@ async def list_partners(settings: Settings, out: TextIO) -> int:
             book.apply((rec.key or b"").decode(), rec.value)
         except ValidationError:
             continue
+    return book
+
+
+async def list_partners(settings: Settings, out: TextIO) -> int:
+    book = await read_registry(settings)
     if not book.partners:
         print("no partners", file=out)
         return 0
@@ -205,6 +237,77 @@ async def list_partners(settings: Settings, out: TextIO) -> int:
             f"regions={','.join(c.regions) or '-'} channels={len(p.channels)}  {p.name}",
             file=out,
         )
+    return 0
+
+
+async def export_partners(settings: Settings, target: str, out: TextIO) -> int:
+    """Every partner as ``partners import`` reads it back. Channel secrets are in it (the
+    relay signs with them), so the file is written readable by its owner only; partners'
+    API tokens are only ever held as SHA-256 hashes, and only those are in it."""
+    from relay.adapters.files import dump_partners, write_private
+
+    book = await read_registry(settings)
+    partners = sorted(book.partners.values(), key=lambda p: p.id)
+    as_json = target.lower().endswith(".json")
+    text = dump_partners(partners, as_json=as_json)
+    if target == "-":
+        out.write(text)
+        print(f"exported {len(partners)} partners", file=sys.stderr)
+        return 0
+    write_private(Path(target), text)
+    print(
+        f"exported {len(partners)} partners to {target} (it holds the channels' secrets: "
+        "keep it like a password; API tokens only as hashes)",
+        file=out,
+    )
+    return 0
+
+
+def worker_url(settings: Settings) -> str:
+    """This machine's worker, as RELAY_WEB_HOST/RELAY_WEB_PORT say."""
+    host = settings.web_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web_port}"
+
+
+async def status(settings: Settings, url: str | None, out: TextIO) -> int:
+    from relay.adapters.worker_api import read_worker
+    from relay.core.status import status_lines
+
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise InvalidInput(f"--url: expected a worker's address like http://host:6066, got {url!r}")
+    token = settings.operator_token.get_secret_value() if settings.operator_token else None
+    view = await read_worker(url or worker_url(settings), token)
+    gauges = {
+        name: view.value(name)
+        for name in (
+            "relay_partners",
+            "relay_group_workers",
+            "relay_group_partition_problems",
+            "relay_dead_letters",
+            "relay_oldest_pending_delivery_seconds",
+            "relay_bot_channels_throttled",
+        )
+    }
+    lag: dict[str, float] | None = view.by_label("relay_consumer_lag", "topic")
+    dash = view.dashboard
+    if dash is not None and dash.get("lag", {}).get("status") != "ok":
+        lag = None
+    elif dash is None and not lag and view.ready.get("assignment"):
+        lag = None  # the scrape could not measure it
+    lines = status_lines(
+        view.url,
+        view.ready,
+        gauges,
+        lag,
+        view.by_label("relay_deliveries", "status"),
+        dash,
+        view.dashboard_note,
+    )
+    print("\n".join(lines), file=out)
     return 0
 
 

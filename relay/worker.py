@@ -18,8 +18,9 @@ import faust
 from relay import agents
 from relay.adapters import compat, kafka
 from relay.adapters.compat import consumer_loop
+from relay.core.errors import ConfigError
 from relay.core.logs import get_logger
-from relay.core.settings import Profile, Settings
+from relay.core.settings import Profile, Settings, TableStore
 from relay.runtime.app import Runtime, faust_datadir
 from relay.web.api import install as install_web
 
@@ -71,6 +72,11 @@ def dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
 
 def build(settings: Settings) -> Runtime:
     """The runtime with every agent and the HTTP application installed."""
+    if settings.table_store == TableStore.rocksdb and not compat.rocksdb_available():
+        raise ConfigError(
+            "RELAY_TABLE_STORE=rocksdb:// needs the RocksDB bindings: "
+            "pip install 'policy-relay[rocksdb]'"
+        )
     compat.install(
         embedded_broker=settings.profile == Profile.dev, fetch_wait_ms=settings.fetch_max_wait_ms
     )

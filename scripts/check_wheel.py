@@ -20,11 +20,19 @@ MUST_HOLD = (
     "relay/agents/delivery.py",
     "relay/templates/email/notice.txt.j2",
     "relay/templates/web/static/dashboard.js",
+    "relay/templates/web/static/document.js",
+    "relay/templates/web/publish_form.html.j2",
+    "relay/templates/web/static/docs.js",
+    "relay/templates/web/static/partner.js",
+    "relay/templates/web/static/partner.css",
+    "relay/templates/web/static/swagger-ui/swagger-ui-bundle.js",
+    "relay/templates/web/static/swagger-ui/LICENSE",
     "relay/config/partners.yaml",
     "relay/config/partners-joining.yaml",
     "relay/examples/documents/07-park-rent-subsidy-expiring-soon.json",
     "relay/examples/documents/01-seed-government-openness.json",
     "relay/core/matching/catalogues/gbt4754_2017.json",
+    "relay/core/matching/catalogues/parks.json",
 )
 
 

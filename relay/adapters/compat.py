@@ -96,6 +96,7 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.group import LeaveGroupRequest
 from faust.stores.memory import Store as MemoryStore
+from faust.stores.rocksdb import Store as RocksStore
 from faust.streams import _current_event
 from faust.tables.recovery import Recovery
 from faust.transport import consumer as faust_consumer
@@ -271,6 +272,12 @@ MEMBERS: tuple[tuple[Any, str], ...] = (
     (driver.Producer, "_ensure_producer"),
     (MemoryStore, "_create_batch_iterator"),
     (MemoryStore, "_key_partition"),
+    (RocksStore, "_db_for_partition"),
+    (RocksStore, "_key_index"),
+    (RocksStore, "_get"),
+    (RocksStore, "_encode_key"),
+    (RocksStore, "_encode_value"),
+    (RocksStore, "_decode_value"),
     (faust.Table, "_new_store_by_url"),
     (faust.Table, "_on_changelog_sent"),
     (aiokafka.AIOKafkaConsumer, "_client"),
@@ -471,14 +478,93 @@ class BatchReadingStore(MemoryStore[str, Any]):
         self._key_partition[key] = partition
 
 
+def rocksdb_available() -> bool:
+    """Whether the RocksDB bindings Faust uses (``rocksdict``) are installed."""
+    try:
+        import rocksdict  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class BatchReadingRocksStore(RocksStore):
+    """Faust's RocksDB store (one database per partition, on disk), reading changelog
+    records keyed ``<batch_prefix>…`` as one key per entry, like :class:`BatchReadingStore`.
+
+    Faust writes a changelog record's raw bytes into the partition's database and
+    remembers the offset it reached, so a restarted worker reads the changelog only from
+    there. A batch record is exploded into its entries, each encoded as the table would.
+    """
+
+    batch_prefix = "~batch~"
+
+    def apply_changelog_batch(
+        self,
+        batch: Iterable[EventT[Any]],
+        to_key: Callable[[Any], Any],
+        to_value: Callable[[Any], Any],
+    ) -> None:
+        import rocksdict
+
+        writes: dict[int, Any] = {}
+        offsets: dict[Any, int] = {}
+        for event in batch:
+            msg = event.message
+            offsets[msg.tp] = max(msg.offset, offsets.get(msg.tp, msg.offset))
+            if msg.key is None:  # a table's changelog record always has a key
+                continue
+            out: Any = writes.get(msg.partition)
+            if out is None:
+                out = writes[msg.partition] = rocksdict.WriteBatch(raw_mode=True)
+            key = to_key(event.key)
+            if isinstance(key, str) and key.startswith(self.batch_prefix):
+                entries = to_value(event.value)
+                if isinstance(entries, dict):
+                    for k, v in entries.items():
+                        self._write(out, self._encode_key(k), v)
+                continue
+            if msg.value is None:
+                out.delete(msg.key)
+            else:
+                out.put(msg.key, msg.value)
+        for partition, out in writes.items():
+            self._db_for_partition(partition).write(out)
+        for tp, offset in offsets.items():
+            self.set_persisted_offset(tp, offset)
+
+    def _write(self, out: Any, key: bytes, value: Any) -> None:
+        if value is None:
+            out.delete(key)
+        else:
+            out.put(key, self._encode_value(value))
+
+    def put_in_partition(self, key: str, value: Any, partition: int) -> None:
+        """Set ``key`` in ``partition``'s database (no changelog record written)."""
+        raw = self._encode_key(key)
+        db = self._db_for_partition(partition)
+        if value is None:
+            db.delete(raw)
+        else:
+            db.put(raw, self._encode_value(value))
+        self._key_index[raw] = partition
+
+    def lookup(self, key: str) -> Any:
+        """The value of ``key``, or None."""
+        raw = self._get(self._encode_key(key))
+        return None if raw is None else self._decode_value(raw)
+
+
 class TableWithStore(faust.Table[str, Any]):
-    """A Faust table whose store is an instance of ``store_class`` (Faust would pick one
-    by the store URL)."""
+    """A Faust table whose store is an instance of ``store_class`` for ``memory://`` and
+    of ``rocks_store_class`` for ``rocksdb://`` (Faust would pick its own by the URL)."""
 
     store_class: type[MemoryStore[str, Any]] = MemoryStore
+    rocks_store_class: type[RocksStore] = RocksStore
 
-    def _new_store_by_url(self, url: Any) -> MemoryStore[str, Any]:
-        return self.store_class(
+    def _new_store_by_url(self, url: Any) -> Any:
+        scheme = str(url).split(":", 1)[0]
+        kind: type[Any] = self.rocks_store_class if scheme == "rocksdb" else self.store_class
+        return kind(
             url,
             self.app,
             self,

@@ -1,7 +1,10 @@
-"""Reading partner files (YAML/JSON) and document-event files (JSON, JSON array, JSON lines)."""
+"""Reading partner files (YAML/JSON) and document-event files (JSON, JSON array, JSON lines);
+writing the registry's backup (``relay partners export``) in the form they are read."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,65 @@ def load_partners(path: Path) -> list[Partner]:
             raise InvalidPartner(f"{path}: partners[{i}]: id {partners[-1].id!r} appears twice")
         seen.add(partners[-1].id)
     return partners
+
+
+#: The first lines of an exported YAML file.
+EXPORT_HEADER = (
+    "# Policy Relay partners, exported by `relay partners export`; `relay partners import`\n"
+    "# takes this file back. It holds every channel's secrets: keep it like a password.\n"
+    "# Partners' API tokens are held only as SHA-256 hashes (token_hashes), so a restore\n"
+    "# keeps their tokens working and this file cannot reveal one.\n"
+)
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_partners(partners: list[Partner], *, as_json: bool) -> str:
+    """The partners as a file :func:`load_partners` reads back into the same partners;
+    :class:`InvalidInput` if it would not (too large, or too many values for YAML)."""
+    data = [p.model_dump(mode="json") for p in partners]
+    if as_json:
+        text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+    else:
+        values = _count_values(data)
+        if values > MAX_YAML_VALUES:
+            raise InvalidInput(
+                f"{len(partners):,} partners are {values:,} YAML values, over the "
+                f"{MAX_YAML_VALUES:,} an import reads: export to a .json file"
+            )
+        text = EXPORT_HEADER + yaml.dump(
+            data, Dumper=_NoAliases, allow_unicode=True, sort_keys=False, width=100
+        )
+    size = len(text.encode())
+    if size > MAX_FILE_BYTES:
+        raise InvalidInput(
+            f"the export is {size:,} bytes, over the {MAX_FILE_BYTES:,} an import reads"
+        )
+    return text
+
+
+def _count_values(data: Any) -> int:
+    if isinstance(data, dict):
+        return 1 + sum(1 + _count_values(v) for v in data.values())
+    if isinstance(data, list):
+        return 1 + sum(_count_values(v) for v in data)
+    return 1
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable and writable by its owner only (0600)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except IsADirectoryError:
+        raise InvalidInput(f"{path}: is a directory, not a file") from None
+    except OSError as e:
+        raise InvalidInput(f"{path}: cannot write ({e.strerror})") from None
 
 
 def parse_partner(item: Any, *, where: str = "partner") -> Partner:

@@ -46,7 +46,9 @@ from relay.core.models import (
     PlannedDelivery,
 )
 from relay.core.models.partner import BotChannel
+from relay.core.models.questions import FaqEntry
 from relay.core.rendering import (
+    FAQ_HEADING,
     NOTICE_LABELS,
     TEST_TEXT,
     LinkSecret,
@@ -58,6 +60,7 @@ from relay.core.rendering import (
     index_no,
     interpretation_added,
     one_line,
+    question_url,
     scope_line,
     shanghai_today,
 )
@@ -213,11 +216,14 @@ class _Frame:
     interpretation_url: str | None
     ack_url: str
     catch_up: bool = False
+    #: The signed "有疑问？" link (never cut, like the acknowledgement link).
+    question_url: str | None = None
 
 
 class _Texts(NamedTuple):
     """What a notice says that may be cut, in the order it is cut."""
 
+    faq: str  # 问/答 pairs joined by "\n"
     summary: str
     why: str  # lines joined by "\n"
     changes: str
@@ -231,6 +237,7 @@ class _Texts(NamedTuple):
 
 def _texts_to_cut(texts: _Texts) -> list[Cuttable]:
     return [
+        Cuttable(texts.faq),
         Cuttable(texts.summary),
         Cuttable(texts.why),
         Cuttable(texts.changes),
@@ -281,8 +288,19 @@ def why_lines(notification: Notification, why: Sequence[str]) -> list[str]:
     return [lines[i] for i in sorted(chosen)]  # none: the policy applies to everyone
 
 
+def faq_text(faq: Sequence[FaqEntry]) -> str:
+    """The published answers as 问/答 lines (a chat's 常见问题解答)."""
+    return "\n".join(f"问：{_multi_line(e.question)}\n答：{_multi_line(e.answer)}" for e in faq)
+
+
 def _frame(
-    channel: BotChannel, notification: Notification, why: Sequence[str], ack: str, today: date
+    channel: BotChannel,
+    notification: Notification,
+    why: Sequence[str],
+    ack: str,
+    today: date,
+    question: str | None = None,
+    faq: Sequence[FaqEntry] = (),
 ) -> tuple[_Frame, _Texts]:
     doc = notification.document
     association = notification.partner_kind is Audience.association
@@ -311,9 +329,11 @@ def _frame(
         interpretation_url=doc.interpretation_url,
         ack_url=ack,
         catch_up=notification.catch_up,
+        question_url=question,
     )
     lines = why_lines(notification, why) or [f"本政策的适用范围与贵{frame.unit}登记的情况相符"]
     texts = _Texts(
+        faq=faq_text(faq),
         summary="" if notice is NoticeType.repealed else _multi_line(doc.summary),
         why="\n".join(lines),
         changes=_multi_line(doc.changes or "") if notice is NoticeType.revised else "",
@@ -472,12 +492,16 @@ def _markdown(f: _Frame, t: _Texts, *, br: str, warn: bool) -> str:
         forward.append(f"政策解读：[查看解读]({md_url(f.interpretation_url)})")
     else:
         forward.append(f"政策解读：{_NO_INTERPRETATION}")
+    if f.question_url:
+        forward.append(f"有疑问？[点此提问]({md_url(f.question_url)})，由制文单位答复")
     forward.append(_SOURCE)
     done, button, count = _ack_words(f)
     blocks = [f"### {_title_line(f, t)}{br}{lead}"]
     if t.why:
         blocks.append(f"**{_why_head(f)}**{br}{_quote(t.why.split(chr(10)), br)}")
     blocks.append(f"**{_forward_head(f)}**{br}{_quote(forward, br)}")
+    if t.faq:
+        blocks.append(f"**{FAQ_HEADING}**{br}{_quote(t.faq.split(chr(10)), br)}")
     blocks.append(
         f"**转发确认**：{done}请[点此{button}]({md_url(f.ack_url)})，"
         f"填写{count}。此链接仅供贵{f.unit}确认使用，请勿转发。"
@@ -535,9 +559,13 @@ def _feishu(f: _Frame, t: _Texts) -> dict[str, Any]:
         {"tag": "hr"},
         _plain(f"{_forward_head(f)}：\n" + "\n".join(forward)),
     ]
+    if t.faq:
+        elements.append(_plain(f"{FAQ_HEADING}：\n{t.faq}"))
     actions = [_button("查看原文", f.url)]
     if f.interpretation_url:
         actions.append(_button("政策解读", f.interpretation_url))
+    if f.question_url:
+        actions.append(_button("有疑问？", f.question_url))
     actions.append(_button(button, f.ack_url, "primary"))
     elements += [
         {"tag": "action", "actions": actions},
@@ -615,15 +643,18 @@ def chat_message(
     base_url: str,
     now: datetime,
     link_secret: LinkSecret = None,
+    faq: Sequence[FaqEntry] = (),
 ) -> dict[str, Any]:
     """The JSON body of one delivery to a group robot, without signature fields.
 
-    Raises ``ChatTooLarge`` when the links alone do not leave room under the limit.
+    The FAQ (published answers) is the first text cut for room. Raises ``ChatTooLarge``
+    when the links alone do not leave room under the limit.
     """
     platform = Platform(channel.type)
     ack = ack_url(base_url, delivery.delivery_id, link_secret=link_secret)
+    question = question_url(base_url, delivery.delivery_id, now=now, link_secret=link_secret)
     today = shanghai_today(now)
-    frame, texts = _frame(channel, notification, why, ack, today)
+    frame, texts = _frame(channel, notification, why, ack, today, question, faq)
     render = _RENDER[platform]
     measure = _limits(platform)
 
@@ -633,7 +664,7 @@ def chat_message(
 
     fitted = fit(_texts_to_cut(texts), fits)
     if fitted is None:
-        least = _Texts("", "", "", "", MARK, "", MARK, MARK, MARK)
+        least = _Texts("", "", "", "", "", MARK, "", MARK, MARK, MARK)
         size, limit = measure(render(frame, least))
         raise ChatTooLarge(FACTS[platform].name, size, limit)
     return render(frame, _Texts(*fitted))

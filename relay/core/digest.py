@@ -95,7 +95,11 @@ class HeldDigest(BaseModel):
 
 
 def _item(
-    delivery_id: str, n: Notification, base_url: str, link_secret: rendering.LinkSecret
+    delivery_id: str,
+    n: Notification,
+    base_url: str,
+    link_secret: rendering.LinkSecret,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
         "delivery_id": delivery_id,
@@ -111,6 +115,9 @@ def _item(
         "previous_version": n.previous_version,
         "catch_up": n.catch_up,
         "ack_url": rendering.ack_url(base_url, delivery_id, link_secret=link_secret),
+        "question_url": rendering.question_url(
+            base_url, delivery_id, now=now, link_secret=link_secret
+        ),
     }
 
 
@@ -127,7 +134,7 @@ def webhook_body(
             "channel_id": held.channel_id,
             "day": held.day.isoformat(),
             "count": len(held.items),
-            "notices": [_item(did, n, base_url, link_secret) for did, n in held.items.items()],
+            "notices": [_item(did, n, base_url, link_secret, now) for did, n in held.items.items()],
         },
     }
     return rendering._PAYLOAD.dump_json(envelope)
@@ -172,6 +179,9 @@ def build_email(
                 "catch_up": n.catch_up,
                 "why": explain(n.match),
                 "ack_url": rendering.ack_url(base_url, did, link_secret=link_secret),
+                "question_url": rendering.question_url(
+                    base_url, did, now=now, link_secret=link_secret
+                ),
                 "delivery_id": did,
             }
             for did, n in held.items.items()
@@ -207,9 +217,10 @@ def _validity(n: Notification) -> str:
 
 
 def _chat_lines(
-    held: HeldDigest, base_url: str, link_secret: rendering.LinkSecret
-) -> list[tuple[str, str, str]]:
-    """Per notice: its line of text, its original's URL and its acknowledgement URL."""
+    held: HeldDigest, base_url: str, link_secret: rendering.LinkSecret, now: datetime
+) -> list[tuple[str, str, str, str]]:
+    """Per notice: its line of text, its original's URL, its acknowledgement URL and its
+    question URL."""
     out = []
     for n, (did, notification) in enumerate(held.items.items(), 1):
         doc = notification.document
@@ -220,7 +231,8 @@ def _chat_lines(
             f"（{rendering.one_line(doc.doc_number)}），{_validity(notification)}"
         )
         ack = rendering.ack_url(base_url, did, link_secret=link_secret)
-        out.append((text, doc.url, ack))
+        asking = rendering.question_url(base_url, did, now=now, link_secret=link_secret)
+        out.append((text, doc.url, ack, asking))
     return out
 
 
@@ -230,17 +242,18 @@ def chat_body(
     *,
     base_url: str,
     link_secret: rendering.LinkSecret,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The day's digest as one group-robot message (企业微信/钉钉 markdown, a 飞书 card),
-    without signature fields: each notice's title, 文号, validity and its two links (the
-    original, its own acknowledgement). When the platform's size limit cannot hold them all,
-    as many as fit are listed, whole, and the message says how many more there are; the
-    email and webhook digests, and the API, hold every one."""
+    without signature fields: each notice's title, 文号, validity and its three links (the
+    original, its own question link, its own acknowledgement). When the platform's size
+    limit cannot hold them all, as many as fit are listed, whole, and the message says how
+    many more there are; the email and webhook digests, and the API, hold every one."""
     platform = Platform(channel.type)
     title = subject(held)
     if channel.keyword and channel.keyword not in title:
         title = f"{title}【{channel.keyword}】"
-    lines = _chat_lines(held, base_url, link_secret)
+    lines = _chat_lines(held, base_url, link_secret, now or datetime.now(UTC))
     first = next(iter(held.items.values()), None)
     words = Words(first.partner_kind if first else None)
     head = (
@@ -255,7 +268,7 @@ def chat_body(
             elements: list[dict[str, Any]] = [
                 {"tag": "div", "text": {"tag": "plain_text", "content": head}}
             ]
-            for text, url, ack in lines[:shown]:
+            for text, url, ack, asking in lines[:shown]:
                 elements.append({"tag": "div", "text": {"tag": "plain_text", "content": text}})
                 elements.append(
                     {
@@ -266,6 +279,12 @@ def chat_body(
                                 "text": {"tag": "plain_text", "content": "查看原文"},
                                 "type": "default",
                                 "url": url,
+                            },
+                            {
+                                "tag": "button",
+                                "text": {"tag": "plain_text", "content": "有疑问？"},
+                                "type": "default",
+                                "url": asking,
                             },
                             {
                                 "tag": "button",
@@ -293,8 +312,9 @@ def chat_body(
             }
         br = "  \n" if platform is Platform.dingtalk else "\n"
         items = [
-            f"{text}{br}[查看原文]({md_url(url)}) · [确认转发]({md_url(ack)})"
-            for text, url, ack in lines[:shown]
+            f"{text}{br}[查看原文]({md_url(url)}) · [有疑问]({md_url(asking)})"
+            f" · [确认转发]({md_url(ack)})"
+            for text, url, ack, asking in lines[:shown]
         ]
         text = "\n\n".join([f"### {title}{br}{head}", *items, *([tail] if tail else [])])
         if platform is Platform.wecom:

@@ -8,7 +8,8 @@ RelayError
  │    └── InvalidPartner      a partner profile failed validation
  ├── UnknownCode              an industry/region/scale/tag code is not in its catalogue
  ├── UnsafeWebhookURL         a webhook URL points at a private network
- └── ChatTooLarge             a group-chat notice over its platform's limit even cut to its links
+ ├── ChatTooLarge             a group-chat notice over its platform's limit even cut to its links
+ └── WorkerUnreachable        no worker answers at the URL a command was given (relay status)
 
 Deliveries raise nothing: an attempt's result is an Outcome (``relay.core.outcome``),
 delivered, retry, failed or disabled, because a receiver that fails is not an error of
@@ -86,3 +87,11 @@ class ChatTooLarge(RelayError):
         self.platform = platform
         self.size = size
         self.limit = limit
+
+
+class WorkerUnreachable(RelayError):
+    """No relay worker answers at ``url``; the message says what happened, in one line."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(message)
+        self.url = url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -140,6 +141,56 @@ def validate_event(data: Any, *, today: date, checks: tuple[Check, ...] = ()) ->
             update={"document": doc.model_copy(update={"repealed_on": repealed_on})}
         )
     return event
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """Something an operator should know about an accepted event; it is relayed all the same."""
+
+    code: str
+    field: str
+    message: str
+
+
+#: Shanghai's rule for normative documents: a validity period of generally at most 5 years.
+NORMATIVE_YEARS = 5
+
+
+def advisories(event: DocumentEvent) -> list[Advisory]:
+    """What the operator is warned of on an accepted event (DESIGN §4, source item 2).
+
+    A normative document (规范性文件) should state its validity period, generally at most
+    five years: without ``expires_on`` it is relayed as "有效期未注明，以原文为准", and the
+    operator is told so; a longer period is pointed out too.
+    """
+    doc = event.document
+    if event.type == EventType.repealed or not doc.normative:
+        return []
+    if doc.expires_on is None:
+        return [
+            Advisory(
+                "normative_without_expiry",
+                "document.expires_on",
+                f"document {doc.id} is normative (规范性文件) but has no expires_on: notices "
+                "will say 有效期未注明，以原文为准; a normative document's validity is "
+                f"generally at most {NORMATIVE_YEARS} years",
+            )
+        ]
+    start = doc.effective_from or doc.published_on
+    try:
+        limit = start.replace(year=start.year + NORMATIVE_YEARS)
+    except ValueError:  # 29 February
+        limit = start.replace(year=start.year + NORMATIVE_YEARS, day=28)
+    if doc.expires_on > limit:
+        return [
+            Advisory(
+                "normative_validity_over_limit",
+                "document.expires_on",
+                f"document {doc.id} is normative and valid from {start.isoformat()} to "
+                f"{doc.expires_on.isoformat()}, longer than the usual {NORMATIVE_YEARS} years",
+            )
+        ]
+    return []
 
 
 #: Where the ids usually are in an event too large to parse (DESIGN §4's order).

@@ -42,7 +42,8 @@ from relay.core.models import (
     WebhookChannel,
 )
 from relay.core.models.limits import NOT_IN_LINE
-from relay.core.tokens import link_token
+from relay.core.models.questions import FaqEntry
+from relay.core.tokens import link_token, question_token
 
 #: The jinja2 templates: the repository's templates/ folder, package data in a wheel.
 TEMPLATES = Path(str(files("relay.templates")))
@@ -64,6 +65,10 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 #: The ``RELAY_LINK_SECRET`` as the settings hold it, or in plain; None = unsigned links.
 LinkSecret = SecretStr | str | None
 MESSAGE_ID_DOMAIN = "policy-relay"
+#: A question link ("有疑问？") works for this many days after the notice was sent.
+QUESTION_LINK_DAYS = 366
+#: The heading under which notices carry a document's published answers (item 5).
+FAQ_HEADING = "常见问题解答"
 
 
 @cache
@@ -117,6 +122,23 @@ def ack_url(base_url: str, delivery_id: str, *, link_secret: LinkSecret = None) 
         link_secret = link_secret.get_secret_value()
     if link_secret:
         url += f"?t={link_token(link_secret, delivery_id)}"
+    return url
+
+
+def question_url(
+    base_url: str, delivery_id: str, *, now: datetime, link_secret: LinkSecret = None
+) -> str:
+    """Where the partner, or an enterprise it forwards to, asks a question (DESIGN §7).
+
+    With ``link_secret`` the link carries ``?e=<expiry>&t=<HMAC of delivery id and
+    expiry>``: it opens a form without an API token, for QUESTION_LINK_DAYS after ``now``.
+    """
+    url = f"{base_url.rstrip('/')}/api/v1/deliveries/{delivery_id}/questions"
+    if isinstance(link_secret, SecretStr):
+        link_secret = link_secret.get_secret_value()
+    if link_secret:
+        expires = int(_aware(now).timestamp()) + QUESTION_LINK_DAYS * 86400
+        url += f"?e={expires}&t={question_token(link_secret, delivery_id, expires)}"
     return url
 
 
@@ -289,9 +311,10 @@ def webhook_payload(
     base_url: str,
     now: datetime,
     link_secret: LinkSecret = None,
+    faq: Sequence[FaqEntry] = (),
 ) -> dict[str, Any]:
     """The Standard Webhooks ``{type, timestamp, data}`` envelope of one delivery."""
-    envelope = _envelope(notification, delivery, why, base_url, now, link_secret)
+    envelope = _envelope(notification, delivery, why, base_url, now, link_secret, faq)
     payload: dict[str, Any] = _PAYLOAD.dump_python(envelope, mode="json")
     return payload
 
@@ -304,6 +327,7 @@ def webhook_body(
     base_url: str,
     now: datetime,
     link_secret: LinkSecret = None,
+    faq: Sequence[FaqEntry] = (),
 ) -> bytes:
     """The payload as compact UTF-8 JSON: the exact bytes that get signed and sent.
 
@@ -311,7 +335,9 @@ def webhook_body(
     separators=(",", ":"))``, serialised in one pass by pydantic's serializer, the
     document and the match reasons straight from their models (a third of the time).
     """
-    return _PAYLOAD.dump_json(_envelope(notification, delivery, why, base_url, now, link_secret))
+    return _PAYLOAD.dump_json(
+        _envelope(notification, delivery, why, base_url, now, link_secret, faq)
+    )
 
 
 #: Serialises an envelope whose values may be models (by their own schemas) or plain data.
@@ -325,9 +351,11 @@ def _envelope(
     base_url: str,
     now: datetime,
     link_secret: LinkSecret,
+    faq: Sequence[FaqEntry] = (),
 ) -> dict[str, Any]:
     match = notification.match
     today = shanghai_today(now)
+    asking = question_url(base_url, delivery.delivery_id, now=now, link_secret=link_secret)
     return {
         "type": notification.type.value,
         "timestamp": _aware(now).isoformat(),
@@ -350,9 +378,11 @@ def _envelope(
             "scope": scope_line(notification.document),
             "changes_computed": notification.changes_computed,
             "changes_from": notification.changes_from,
-            "forward_text": forward_text(notification, today),
+            "forward_text": forward_text(notification, today, question_url=asking),
             "catch_up": notification.catch_up,
             "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
+            "question_url": asking,
+            "faq": list(faq),
         },
     }
 
@@ -392,12 +422,18 @@ def notice_context(notification: Notification, today: date) -> dict[str, Any]:
         "ack_when": "告知企业后" if repeal else "转发后",
         "ack_button": "已转发",
         "ack_count": f"已{'告知' if repeal else '转达'}的{words.members}数量",
+        "question_url": None,
+        "faq": [],
+        "faq_heading": FAQ_HEADING,
     }
 
 
-def forward_text(notification: Notification, today: date) -> str:
-    """The ready-to-paste text for the partner's enterprises (email, webhook ``forward_text``)."""
-    context = notice_context(notification, today)
+def forward_text(
+    notification: Notification, today: date, *, question_url: str | None = None
+) -> str:
+    """The ready-to-paste text for the partner's enterprises (email, webhook ``forward_text``);
+    with ``question_url``, where they can ask the drafting unit."""
+    context = notice_context(notification, today) | {"question_url": question_url}
     return _environment().get_template("email/forward.txt.j2").render(context).strip()
 
 
@@ -409,6 +445,7 @@ def email_context(
     base_url: str,
     now: datetime,
     link_secret: LinkSecret = None,
+    faq: Sequence[FaqEntry] = (),
 ) -> dict[str, Any]:
     """What both email templates see."""
     today = shanghai_today(now)
@@ -416,6 +453,10 @@ def email_context(
     context |= {
         "why": list(why),
         "ack_url": ack_url(base_url, delivery.delivery_id, link_secret=link_secret),
+        "question_url": question_url(
+            base_url, delivery.delivery_id, now=now, link_secret=link_secret
+        ),
+        "faq": list(faq),
         "delivery_id": delivery.delivery_id,
         "notification_id": notification.notification_id,
     }
@@ -433,10 +474,17 @@ def render_email_bodies(
     base_url: str,
     now: datetime,
     link_secret: LinkSecret = None,
+    faq: Sequence[FaqEntry] = (),
 ) -> tuple[str, str]:
     """The plain-text and HTML bodies of a relay email."""
     context = email_context(
-        notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
+        notification,
+        delivery,
+        why=why,
+        base_url=base_url,
+        now=now,
+        link_secret=link_secret,
+        faq=faq,
     )
     env = _environment()
     text = env.get_template("email/notice.txt.j2").render(context)
@@ -454,10 +502,17 @@ def build_email(
     base_url: str,
     now: datetime,
     link_secret: LinkSecret = None,
+    faq: Sequence[FaqEntry] = (),
 ) -> EmailMessage:
     """A UTF-8 multipart/alternative relay email, 7-bit clean on the wire."""
     text, html = render_email_bodies(
-        notification, delivery, why=why, base_url=base_url, now=now, link_secret=link_secret
+        notification,
+        delivery,
+        why=why,
+        base_url=base_url,
+        now=now,
+        link_secret=link_secret,
+        faq=faq,
     )
     msg = _message(
         subject(notification.document, notification.type),

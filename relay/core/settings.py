@@ -28,6 +28,19 @@ class Profile(StrEnum):
     production = "production"
 
 
+class TableStore(StrEnum):
+    """Where a worker keeps its tables (the ledger, parked retries, robots' pacing…).
+
+    ``memory://`` (the default): in memory, rebuilt from the changelog topics at every
+    start. ``rocksdb://``: RocksDB databases under ``RELAY_DATA_DIR`` (one per partition),
+    kept across restarts, so a restarted worker reads only the changelog written since;
+    needs the ``rocksdb`` extra (``pip install 'policy-relay[rocksdb]'``).
+    """
+
+    memory = "memory://"
+    rocksdb = "rocksdb://"
+
+
 class Membership(StrEnum):
     """How a worker joins its consumer group (KIP-345 static membership, or dynamic).
 
@@ -81,6 +94,7 @@ class Settings(BaseSettings):
     group_session_timeout: float | None = Field(default=None, ge=3, le=1800)
     topic_partitions: int = Field(default=4, ge=1, le=256)
     topic_replication_factor: int = Field(default=1, ge=1)
+    table_store: TableStore = TableStore.memory
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535)
@@ -96,14 +110,22 @@ class Settings(BaseSettings):
 
     webhook_timeout: float = Field(default=15.0, gt=0)
     allow_private_webhooks: bool = False
+    #: A PEM bundle of certificate authorities trusted for HTTPS webhooks and group robots
+    #: besides the system's trust store (partners behind an internal CA). It opens no
+    #: addresses: private and loopback ones stay refused unless RELAY_ALLOW_PRIVATE_WEBHOOKS.
+    extra_ca_file: Path | None = None
     #: Dev only: send group-robot messages for the platforms' own hosts (企业微信, 钉钉, 飞书)
     #: to this base URL instead, keeping path and query (``relay dev`` / ``relay demo`` point
     #: it at their local robot sink). Refused in production.
     bot_sink_url: str | None = None
 
     operator_token: SecretStr | None = None
+    #: While rotating the operator token: the old one, still accepted (docs/operations.md).
+    previous_operator_token: SecretStr | None = None
     #: Signs the acknowledgement links in emails and webhooks (HMAC); shared by all workers.
     link_secret: SecretStr | None = None
+    #: While rotating the link secret: the old one, so links already sent keep working.
+    previous_link_secret: SecretStr | None = None
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     #: Timeouts and 429s are never retried sooner than this many seconds.
     retry_floor: float = Field(default=60.0, ge=0)
@@ -120,6 +142,9 @@ class Settings(BaseSettings):
     clock_offset: str | None = None
     #: Expiry reminders go this many days before a normative document's expires_on.
     reminder_days: int = Field(default=30, ge=1, le=366)
+    #: When the drafting units (a document's ``contact`` with an email) get their daily
+    #: email of the questions asked on their documents since the last one (Asia/Shanghai).
+    question_digest_at: str = Field(default="17:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     #: How often each worker looks for due expiry reminders and digests (seconds).
     calendar_tick: float = Field(default=60.0, gt=0)
     partners_file: Path | None = None
@@ -151,6 +176,13 @@ class Settings(BaseSettings):
     def _offset_form(cls, value: str | None) -> str | None:
         if value is not None:
             parse_offset(value)
+        return value
+
+    @field_validator("extra_ca_file")
+    @classmethod
+    def _ca_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
         return value
 
     @field_validator("broker_url")

@@ -54,12 +54,47 @@ def link_token(link_secret: str, delivery_id: str) -> str:
     return mac.hex()[:LINK_TOKEN_HEX]
 
 
-def link_token_ok(link_secret: str | None, delivery_id: str, token: str) -> bool:
-    """Whether ``token`` is the acknowledgement-link token of ``delivery_id``."""
-    if not link_secret or not token:
+def link_token_ok(
+    link_secret: str | None, delivery_id: str, token: str, *, previous: str | None = None
+) -> bool:
+    """Whether ``token`` is the acknowledgement-link token of ``delivery_id``, signed with
+    the link secret or (while rotating it) the ``previous`` one."""
+    if not token:
         return False
-    expected = link_token(link_secret, delivery_id)
-    return hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace"))
+    given = token.encode("utf-8", "replace")
+    found = False
+    for secret in (link_secret, previous):
+        if secret:
+            found |= hmac.compare_digest(link_token(secret, delivery_id).encode(), given)
+    return found
+
+
+def question_token(link_secret: str, delivery_id: str, expires: int) -> str:
+    """The ``t`` of a question link ("有疑问？"): HMAC-SHA256 over the delivery id and the
+    link's expiry (Unix seconds), kept apart from acknowledgement tokens by its prefix."""
+    message = f"question\0{delivery_id}\0{expires}".encode()
+    return hmac.digest(link_secret.encode("utf-8"), message, "sha256").hex()[:LINK_TOKEN_HEX]
+
+
+def question_token_ok(
+    link_secret: str | None,
+    delivery_id: str,
+    expires: int,
+    token: str,
+    *,
+    previous: str | None = None,
+) -> bool:
+    """Whether ``token`` signs (``delivery_id``, ``expires``) with the link secret or (while
+    rotating it) the ``previous`` one; expiry is the caller's check."""
+    if not token:
+        return False
+    given = token.encode("utf-8", "replace")
+    found = False
+    for secret in (link_secret, previous):
+        if secret:
+            expected = question_token(secret, delivery_id, expires)
+            found |= hmac.compare_digest(expected.encode(), given)
+    return found
 
 
 class TokenIndex:

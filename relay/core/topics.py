@@ -16,6 +16,9 @@ DELIVER_CHAT = "relay.deliveries.chat"
 RETRY = "relay.retry"
 AUDIT = "relay.audit"
 DEAD_LETTER = "relay.dead-letter"
+#: Questions to the drafting units and their answers (item 6), keyed by question id, each
+#: record the question's whole state: compacted, read whole by every worker.
+QUESTIONS = "relay.questions"
 #: The value of a calendar tick on ACCEPTED: "look for due expiry reminders and pending
 #: catch-ups in this partition" (the match agent owns the documents' state there).
 CALENDAR_TICK = b'{"calendar_tick":true}'
@@ -59,14 +62,24 @@ ALL = (
     TopicSpec(DOCUMENTS),
     TopicSpec(ACCEPTED),
     TopicSpec(REJECTED),
-    # One partition: every worker reads all of it into its registry, in order.
-    TopicSpec(PARTNERS, partitions=1),
+    # One partition: every worker reads all of it into its registry, in order. Compacted:
+    # Kafka keeps each partner's latest record (a removal's tombstone for a day) forever,
+    # where a time-based retention (Kafka's default: 7 days) would drop the registry.
+    TopicSpec(
+        PARTNERS,
+        partitions=1,
+        config=(("cleanup.policy", "compact"), ("delete.retention.ms", str(86400 * 1000))),
+    ),
     TopicSpec(DELIVER_EMAIL),
     TopicSpec(DELIVER_WEBHOOK),
     TopicSpec(DELIVER_CHAT),
     TopicSpec(RETRY),
     TopicSpec(AUDIT),
-    TopicSpec(DEAD_LETTER),
+    # Kept until replayed (or removed by an operator): never dropped by age.
+    TopicSpec(DEAD_LETTER, config=(("retention.ms", "-1"),)),
+    # One partition, read whole by every worker into its question book; the latest record
+    # of a question is its state.
+    TopicSpec(QUESTIONS, partitions=1, config=(("cleanup.policy", "compact"),)),
     # One partition, read whole by every worker; only the last minutes matter.
     TopicSpec(WORKERS, partitions=1, config=(("retention.ms", str(3600 * 1000)),)),
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from relay.core.models import (
+    FINAL_STATUSES,
     AuditRecord,
     DeliveryStatus,
     DocumentEvent,
@@ -21,6 +22,18 @@ from relay.core.stats import RateWindow
 
 #: Statuses of deliveries that ended in the dead letters (replayable from there).
 DEAD_LETTERED = frozenset({DeliveryStatus.failed, DeliveryStatus.disabled, DeliveryStatus.dead})
+#: Audit kinds listed among a document's events in its trace.
+DOCUMENT_EVENTS = frozenset(
+    {
+        "event.accepted",
+        "event.rejected",
+        "event.duplicate",
+        "document.matched",
+        "question.asked",
+        "question.answered",
+        "question.digest",
+    }
+)
 #: Dead-lettered deliveries remembered for the dashboard's failures, newest kept.
 FAILURES_KEPT = 200
 #: Seconds of delivery outcomes kept for rates.
@@ -37,6 +50,9 @@ class DocumentInfo:
     doc_number: str
     issuer: str
     url: str
+    #: The drafting unit that answers questions (the event's ``contact``), if named.
+    contact_unit: str | None = None
+    contact_email: str | None = None
 
 
 @dataclass
@@ -54,6 +70,9 @@ class DeliveryTrace:
     planned_at: datetime | None = None
     #: The latest acknowledgement made through this delivery.
     ack: AuditRecord | None = None
+    #: When it should next go: when planned, or when its retry, digest or robot slot falls
+    #: due (the latest record's ``next_attempt_at``).
+    due_at: datetime | None = None
 
     def sort_key(self) -> tuple[str, str]:
         """Newest-first order that every worker agrees on: (planned time, id)."""
@@ -113,6 +132,8 @@ class Funnel:
 
     partners_matched: int
     notifications: int
+    #: Notifications with at least one delivery that got through.
+    notifications_delivered: int
     deliveries: int
     by_status: Counter[DeliveryStatus]
     notifications_acknowledged: int
@@ -136,11 +157,13 @@ class TraceBook:
     rates: RateWindow = field(default_factory=lambda: RateWindow(RATE_SPAN))
     #: Events refused at intake (``event.rejected``), with or without a document id.
     events_rejected: int = 0
+    #: Deliveries not settled yet (pending or retrying), in the order first seen.
+    unsettled: dict[str, None] = field(default_factory=dict)
 
     def add(self, r: AuditRecord) -> None:
         if r.kind == "event.rejected":
             self.events_rejected += 1
-        if r.kind in ("event.accepted", "event.rejected", "event.duplicate", "document.matched"):
+        if r.kind in DOCUMENT_EVENTS:
             if r.document_id:
                 self._doc(r.document_id).events.append(r)
         elif r.kind == "notification.planned" and r.notification_id and r.partner_id:
@@ -167,6 +190,7 @@ class TraceBook:
                     n.version,
                 )
                 d.planned_at = r.at
+                d.due_at = d.due_at or r.at
                 self._link(d, n.partner_id)
         elif r.kind == "delivery.acked" and r.delivery_id:
             d = self._delivery(r.delivery_id)
@@ -184,6 +208,7 @@ class TraceBook:
             d.channel_id = r.channel_id or d.channel_id
             d.channel_type = r.channel_type or d.channel_type
             d.planned_at = d.planned_at or r.at
+            d.due_at = r.next_attempt_at or d.due_at or r.at
             if r.partner_id:
                 self._link(d, r.partner_id)
             if r.status is not None:
@@ -193,9 +218,19 @@ class TraceBook:
     def add_document(self, event: DocumentEvent) -> None:
         """Remember the title and number of an accepted document version."""
         doc = event.document
+        contact = doc.contact
         self._doc(doc.id).versions.setdefault(
             doc.version,
-            DocumentInfo(doc.id, doc.version, doc.title, doc.doc_number, doc.issuer, doc.url),
+            DocumentInfo(
+                doc.id,
+                doc.version,
+                doc.title,
+                doc.doc_number,
+                doc.issuer,
+                doc.url,
+                contact.unit if contact else None,
+                contact.email if contact else None,
+            ),
         )
 
     def _doc(self, document_id: str) -> DocumentTrace:
@@ -206,6 +241,7 @@ class TraceBook:
         if d is None:
             d = self.deliveries[delivery_id] = DeliveryTrace(delivery_id)
             self.status_counts[d.status] += 1
+            self.unsettled[delivery_id] = None
         return d
 
     def _set_status(self, d: DeliveryTrace, status: DeliveryStatus, r: AuditRecord) -> None:
@@ -213,6 +249,10 @@ class TraceBook:
         self.status_counts[d.status] -= 1
         self.status_counts[status] += 1
         d.status = status
+        if status in FINAL_STATUSES:
+            self.unsettled.pop(d.delivery_id, None)
+        else:
+            self.unsettled[d.delivery_id] = None
         self.rates.add(r.at.timestamp(), f"{d.channel_type or 'unknown'}.{status}")
         if status in DEAD_LETTERED:
             self.failures.pop(d.delivery_id, None)  # moves to the newest end
@@ -229,24 +269,50 @@ class TraceBook:
         found = [self.deliveries[i] for i in self.by_partner.get(partner_id, {})]
         return sorted(found, key=DeliveryTrace.sort_key, reverse=True)
 
-    def funnel(self, doc: DocumentTrace) -> Funnel:
-        """The document's funnel over all its versions; each notification's reach once."""
+    def funnel(self, doc: DocumentTrace, version: int | None = None) -> Funnel:
+        """The funnel of one version of the document (``None``: every version together).
+
+        Each version has its own: a revision goes to its own recipients, and counting v1's
+        deliveries and acknowledgements in v2's would claim a reach v2 never had.
+        """
+        return self._funnel(
+            [n for n in doc.notifications.values() if version is None or n.version == version]
+        )
+
+    def overall(self) -> Funnel:
+        """Every notification of every document: what the relay has done, in one funnel."""
+        return self._funnel(list(self.notifications.values()))
+
+    def _funnel(self, notifications: list[NotificationTrace]) -> Funnel:
         statuses: Counter[DeliveryStatus] = Counter()
-        deliveries = 0
-        for n in doc.notifications.values():
+        deliveries = delivered = 0
+        for n in notifications:
             deliveries += len(n.deliveries)
+            got_through = False
             for i in n.deliveries:
                 d = self.deliveries.get(i)
                 if d is not None:
                     statuses[d.status] += 1
+                    got_through = got_through or d.status == DeliveryStatus.delivered
+            delivered += got_through
         return Funnel(
-            partners_matched=len({n.partner_id for n in doc.notifications.values()}),
-            notifications=len(doc.notifications),
+            partners_matched=len({n.partner_id for n in notifications}),
+            notifications=len(notifications),
+            notifications_delivered=delivered,
             deliveries=deliveries,
             by_status=statuses,
-            notifications_acknowledged=sum(n.ack is not None for n in doc.notifications.values()),
-            enterprises_reached=doc.reach,
+            notifications_acknowledged=sum(n.ack is not None for n in notifications),
+            enterprises_reached=sum(
+                n.ack.forwarded_to or 0 for n in notifications if n.ack is not None
+            ),
         )
+
+    def version_funnels(self, doc: DocumentTrace) -> dict[int, Funnel]:
+        """Each known version's own funnel, oldest version first."""
+        versions = set(doc.versions)
+        versions |= {e.version for e in doc.events if e.version and e.kind != "event.rejected"}
+        versions |= {n.version for n in doc.notifications.values() if n.version is not None}
+        return {v: self.funnel(doc, v) for v in sorted(versions)}
 
     def recent_documents(self, limit: int) -> list[DocumentTrace]:
         """Documents by their latest activity, newest first; ones with none yet lead."""
@@ -256,6 +322,16 @@ class TraceBook:
             return at is None, at.timestamp() if at else 0.0, doc.document_id
 
         return sorted(self.documents.values(), key=key, reverse=True)[:limit]
+
+    def oldest_due(self, now: datetime) -> float:
+        """Seconds the longest-waiting unsettled delivery has been due (0 if none is): a
+        delivery held for a digest, a robot's slot or a later retry is not due yet."""
+        oldest = 0.0
+        for delivery_id in self.unsettled:
+            due = self.deliveries[delivery_id].due_at
+            if due is not None:
+                oldest = max(oldest, (now - due).total_seconds())
+        return oldest
 
     def recent_failures(self, limit: int) -> list[tuple[DeliveryTrace, AuditRecord]]:
         """Deliveries that are dead-lettered now, with the record that put them there.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from mode import Service
 
 from relay.adapters.chatbots import ChatSender
 from relay.adapters.email import EmailSender
+from relay.adapters.http import trust_store
 from relay.adapters.webhook import WebhookSender
-from relay.core import topics
+from relay.core import pacing, topics
 from relay.core.intake import Check, default_checks
+from relay.core.models import DeliveryStatus
 from relay.core.retry import RateLimiter, RetryPolicy
 from relay.core.settings import GroupTiming, Profile, Settings
 from relay.runtime.audit import AuditLog
@@ -28,10 +31,11 @@ from relay.runtime.calendar import PendingCatchUps
 from relay.runtime.channels import ChannelSwitch
 from relay.runtime.documents import AcceptedDocuments
 from relay.runtime.group_watch import GroupWatch
-from relay.runtime.ledger import LookupTable, batched_table, lookup_table
-from relay.runtime.metrics import Metrics
+from relay.runtime.ledger import LookupTable, batched_table, lookup_table, table_items
+from relay.runtime.metrics import GaugeValue, Metrics
 from relay.runtime.parking import Parking
 from relay.runtime.producing import Producer
+from relay.runtime.questions import QuestionView
 from relay.runtime.registry import Registry
 from relay.runtime.trace_view import TraceView
 from relay.runtime.watchdog import Watchdog
@@ -47,7 +51,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     timing = settings.group_timing
     return {
         "broker": settings.broker,
-        "store": "memory://",
+        "store": str(settings.table_store),
         # exactly_once cannot work on the embedded broker (no idempotent producer), and
         # covers no email or webhook anyway: at-least-once with stable delivery ids.
         "processing_guarantee": "at_least_once",
@@ -77,6 +81,10 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "autodiscover": False,
         "datadir": str(faust_datadir(settings)),
     }
+
+
+#: The statuses of a delivery in the dead letters (replayable), as the dashboard counts them.
+DEAD_LETTER_STATUSES = ("failed", "disabled", "dead")
 
 
 class Runtime:
@@ -115,6 +123,12 @@ class Runtime:
         # "partner/channel/day" → a day's digest while it waits (relay.core.digest), in
         # the partner's partition of the delivery topics, like the ledger.
         self.digests = batched_table(self.app, "digests", settings.topic_partitions)
+        # drafting unit's address → how far its daily email of questions told it
+        # (relay.core.question_digest), in the partition of the accepted-documents topic
+        # its address hashes to.
+        self.question_digests = batched_table(
+            self.app, "question-digests", settings.topic_partitions
+        )
         self.limiter = RateLimiter(settings.channel_rate)
         self.retry_policy = RetryPolicy(settings.retry_schedule, floor=settings.retry_floor)
         self.counters: Counter[str] = Counter()
@@ -127,12 +141,18 @@ class Runtime:
         self.accepted = AcceptedDocuments(settings)
         self.trace = TraceView(settings)
         self.accepted.listeners.append(self.trace.add_document)
+        #: Every question and answer (item 6), read whole: the FAQ of any document.
+        self.questions = QuestionView(settings)
+        tls = trust_store(settings.extra_ca_file)
         self.webhooks = WebhookSender(
-            timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
+            timeout=settings.webhook_timeout,
+            allow_private=settings.allow_private_webhooks,
+            ssl_context=tls,
         )
         self.chat = ChatSender(
             timeout=settings.webhook_timeout,
             allow_private=settings.allow_private_webhooks,
+            ssl_context=tls,
             production=settings.profile == Profile.production,
             route=settings.bot_sink_url,
         )
@@ -161,6 +181,9 @@ class Runtime:
         )
         self.watchdog = Watchdog(self)
         self.group_watch = GroupWatch(self)
+        #: This worker's consumer lag by topic, as last measured for the dashboard or a
+        #: scrape of /metrics (None until then, or while unavailable).
+        self.consumer_lag: dict[str, float] | None = None
         self.metrics = Metrics(self.counters, self._gauges)
         #: Extra checks on every event (the code catalogues).
         self.checks: tuple[Check, ...] = default_checks()
@@ -190,11 +213,25 @@ class Runtime:
                 out.setdefault(tp.topic, []).append(tp.partition)
         return out
 
-    def _gauges(self) -> dict[str, float]:
+    def _gauges(self) -> dict[str, GaugeValue]:
+        book = self.trace.book
+        statuses = {s.value: float(book.status_counts[s]) for s in DeliveryStatus}
+        now = time.time()
+        throttled = sum(
+            1
+            for _, stored in table_items(self.bot_windows)
+            if stored and pacing.Window.of(stored).blocked_until > now
+        )
         return {
             "relay_partners": len(self.registry.book.partners),
             "relay_group_workers": len(self.group_watch.live()),
             "relay_group_partition_problems": len(self.group_watch.findings),
+            "relay_worker_ready": float(self.ready),
+            "relay_consumer_lag": dict(self.consumer_lag or {}),
+            "relay_deliveries": statuses,
+            "relay_dead_letters": sum(statuses[s] for s in DEAD_LETTER_STATUSES),
+            "relay_oldest_pending_delivery_seconds": book.oldest_due(datetime.now(UTC)),
+            "relay_bot_channels_throttled": float(throttled),
         }
 
     @property
@@ -223,6 +260,7 @@ class _Services(Service):
         await self.add_runtime_dependency(self.rt.registry)
         await self.add_runtime_dependency(self.rt.trace)
         await self.add_runtime_dependency(self.rt.accepted)
+        await self.add_runtime_dependency(self.rt.questions)
         await self.add_runtime_dependency(self.rt.watchdog)
         await self.add_runtime_dependency(self.rt.group_watch)
         await self.rt.webhooks.start()

@@ -41,11 +41,14 @@ from relay.core.models import (
     DeliveryIntent,
     DeliveryStatus,
     EmailChannel,
+    Notification,
     Partner,
     PlannedDelivery,
     WebhookChannel,
 )
+from relay.core.models.questions import FaqEntry
 from relay.core.outcome import MailTransport, Outcome, OutcomeStatus, WebhookTransport
+from relay.core.questions import FAQ_IN_NOTICE, QuestionBook
 from relay.core.retry import Health, RateLimiter, RetryPolicy, decide, health_after
 from relay.core.settings import Profile, Settings
 
@@ -99,6 +102,11 @@ class Metrics(Protocol):
     def observe_delivery(self, channel_type: str, status: str, seconds: float) -> None: ...
 
 
+class Questions(Protocol):
+    @property
+    def book(self) -> QuestionBook: ...
+
+
 class Ports(Protocol):
     """What carrying out a delivery needs of the worker."""
 
@@ -136,6 +144,8 @@ class Ports(Protocol):
     def channels(self) -> Channels: ...
     @property
     def metrics(self) -> Metrics: ...
+    @property
+    def questions(self) -> Questions: ...
 
 
 def ledger_entry(rt: Ports, intent: DeliveryIntent) -> dict[str, Any]:
@@ -578,6 +588,12 @@ async def attempt(rt: Ports, intent: DeliveryIntent) -> Outcome:
     return outcome
 
 
+def faq_of(rt: Ports, n: Notification) -> list[FaqEntry]:
+    """The document's published answers as they are now: every notice of it carries them
+    (a retry of an older notice too), the newest FAQ_IN_NOTICE of them."""
+    return rt.questions.book.faq(n.document.id, FAQ_IN_NOTICE)
+
+
 async def _webhook(
     rt: Ports, intent: DeliveryIntent, planned: PlannedDelivery, channel: WebhookChannel
 ) -> Outcome:
@@ -593,6 +609,7 @@ async def _webhook(
         # What the notice says of dates (validity, days to expiry) is on the policy calendar.
         now=rt.clock.now(),
         link_secret=rt.settings.link_secret,
+        faq=faq_of(rt, n),
     )
     return await rt.webhooks.send(
         url=channel.url,
@@ -614,6 +631,7 @@ async def _chat(
         base_url=rt.settings.base_url,
         now=rt.clock.now(),
         link_secret=rt.settings.link_secret,
+        faq=faq_of(rt, n),
     )
     return await rt.chat.send(channel, body, delivery_id=planned.delivery_id)
 
@@ -633,6 +651,7 @@ async def _email(
         base_url=rt.settings.base_url,
         now=rt.clock.now(),
         link_secret=rt.settings.link_secret,
+        faq=faq_of(rt, n),
     )
     return await rt.mail.send(message)
 

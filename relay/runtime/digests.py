@@ -168,7 +168,11 @@ async def _send(rt: Ports, key: str, held: digest.HeldDigest) -> list[AuditRecor
     else:  # a group robot: one message, its delivery id as 钉钉's msgUuid
         try:
             robot_body = digest.chat_body(
-                held, channel, base_url=rt.settings.base_url, link_secret=rt.settings.link_secret
+                held,
+                channel,
+                base_url=rt.settings.base_url,
+                link_secret=rt.settings.link_secret,
+                now=now,
             )
         except ValueError as e:
             outcome = Outcome(OutcomeStatus.failed, f"the digest cannot be written: {e}")

@@ -22,7 +22,12 @@ from typing import Any, TypeVar
 import faust
 from faust.stores.memory import Store as MemoryStore
 
-from relay.adapters.compat import BatchReadingStore, TableWithStore, changelog_sent_callback
+from relay.adapters.compat import (
+    BatchReadingRocksStore,
+    BatchReadingStore,
+    TableWithStore,
+    changelog_sent_callback,
+)
 
 #: Changelog keys that start with this hold many entries ({delivery id: entry}).
 BATCH_KEY = "~batch~"
@@ -34,8 +39,18 @@ class BatchedStore(BatchReadingStore):
     batch_prefix = BATCH_KEY
 
 
+class BatchedRocksStore(BatchReadingRocksStore):
+    """The RocksDB store (``RELAY_TABLE_STORE=rocksdb://``), reading batch records as one
+    key per entry."""
+
+    batch_prefix = BATCH_KEY
+
+
 class LookupTable(TableWithStore):
-    """A table on the in-memory store, read with :meth:`lookup` (a plain dictionary read)."""
+    """A table read with :meth:`lookup`: a plain dictionary read on the in-memory store
+    (the default), a read of the partition's database on RocksDB."""
+
+    rocks_store_class = BatchedRocksStore
 
     def lookup(self, key: str) -> Any:
         """The value of ``key``, or None (see :func:`table_get`)."""
@@ -49,6 +64,7 @@ class BatchedTable(LookupTable):
     """
 
     store_class = BatchedStore
+    rocks_store_class = BatchedRocksStore
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,7 +77,7 @@ class BatchedTable(LookupTable):
         co-partitioned with their source topics).
         """
         store = self.data
-        assert isinstance(store, BatchedStore)
+        assert isinstance(store, BatchedStore | BatchedRocksStore)
         store.put_in_partition(key, value, partition)
         self._pending.setdefault(partition, {})[key] = value
 
@@ -89,20 +105,23 @@ class BatchedTable(LookupTable):
 
 
 def table_get(table: Any, key: str) -> Any:
-    """``table.get(key)`` as a plain dictionary read, for tables on the memory store (the
-    relay's, in every profile). Faust's ``get`` goes through its mapping machinery and
-    raises and catches a KeyError for every missing key; this runs for every delivery."""
+    """``table.get(key)``: on the memory store (the default) a plain dictionary read.
+    Faust's ``get`` goes through its mapping machinery and raises and catches a KeyError
+    for every missing key; this runs for every delivery."""
     store = table.data
-    assert isinstance(store, MemoryStore)
-    return store.data.get(key)
+    if isinstance(store, MemoryStore):
+        return store.data.get(key)
+    assert isinstance(store, BatchReadingRocksStore)
+    return store.lookup(key)
 
 
 def table_items(table: Any) -> list[tuple[str, Any]]:
-    """A snapshot of every key and value the worker holds of a memory-store table (the
-    partitions it is active or standby for)."""
+    """A snapshot of every key and value the worker holds of a table: on the memory store
+    the partitions it is active or standby for, on RocksDB those it is active for."""
     store = table.data
-    assert isinstance(store, MemoryStore)
-    return list(store.data.items())
+    if isinstance(store, MemoryStore):
+        return list(store.data.items())
+    return [(k, v) for k, v in store.items() if v is not None]
 
 
 _T = TypeVar("_T", bound=LookupTable)

@@ -3,6 +3,8 @@
 Steps are counted in a plain :class:`collections.Counter` on the hot path (a dictionary
 increment) and exported at scrape time as ``relay_events_total{kind=…}``; the gauges are
 read from the worker when scraped; the two latencies are prometheus_client histograms.
+``deploy/prometheus/rules.yml`` and ``deploy/grafana/relay-dashboard.json`` use only the
+names here (tests/integration/test_prometheus.py checks them against a scrape).
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ DELIVERY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15,
 MATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
+#: A gauge's value: one number, or one per value of its label (see LABELLED).
+GaugeValue = float | dict[str, float]
+
+
 class Metrics:
-    def __init__(self, counters: Counter[str], gauges: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, counters: Counter[str], gauges: Callable[[], dict[str, GaugeValue]]) -> None:
         """``counters``: the worker's step counts; ``gauges``: name → value, read at scrape."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.delivery_seconds = Histogram(
@@ -62,11 +68,26 @@ GAUGES = {
     "relay_group_partition_problems": (
         "Partitions held by no worker, by two, or not read for too long (relay/core/coverage.py)."
     ),
+    "relay_worker_ready": "1 when this worker is ready (GET /readyz): registry caught up, "
+    "partitions assigned.",
+    "relay_consumer_lag": "Records waiting in the partitions this worker holds (end offset − "
+    "position), by topic; absent while it rebalances or cannot reach the broker.",
+    "relay_deliveries": "Deliveries in each status now, over all workers (from the audit topic).",
+    "relay_dead_letters": "Deliveries in the dead letters now (failed, disabled or dead; "
+    "replayable), over all workers.",
+    "relay_oldest_pending_delivery_seconds": "How long the longest-waiting unsettled delivery "
+    "has been due (since planned, or since its retry, digest or robot slot fell due), over "
+    "all workers; 0 when none is due.",
+    "relay_bot_channels_throttled": "Group-robot channels the platform throttled that may not "
+    "send yet (钉钉 130101: 10 minutes), in the partitions this worker holds.",
 }
+
+#: The label of each gauge that has one.
+LABELLED = {"relay_consumer_lag": "topic", "relay_deliveries": "status"}
 
 
 class _Steps(Collector):
-    def __init__(self, counters: Counter[str], gauges: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, counters: Counter[str], gauges: Callable[[], dict[str, GaugeValue]]) -> None:
         self.counters = counters
         self.gauges = gauges
 
@@ -77,4 +98,13 @@ class _Steps(Collector):
         yield steps
         values = self.gauges()
         for name, help_text in GAUGES.items():
-            yield GaugeMetricFamily(name, help_text, value=values.get(name, 0.0))
+            value = values.get(name, 0.0)
+            label = LABELLED.get(name)
+            if label is None:
+                assert not isinstance(value, dict)
+                yield GaugeMetricFamily(name, help_text, value=value)
+                continue
+            family = GaugeMetricFamily(name, help_text, labels=[label])
+            for key, amount in sorted(value.items() if isinstance(value, dict) else []):
+                family.add_metric([key], amount)
+            yield family

@@ -23,6 +23,9 @@ from relay.core.settings import Settings
 
 log = get_logger(__name__)
 
+#: This many partner records applied since the registry was last frozen make a bulk load.
+BULK_LOAD = 1000
+
 
 class PartnerBook:
     """The in-memory set of partners and the indexed matcher over them; pure, no I/O.
@@ -69,8 +72,25 @@ class Registry(TopicFollower):
         self.listeners: list[Callable[[str, Partner | None], None]] = []
         super().__init__(settings, topics.PARTNERS, self._apply, **kwargs)
         # Move the loaded profiles out of the cyclic collector's sight: with 100,000 of
-        # them a full collection would otherwise stall matching for about a second.
-        self.on_caught_up = gc.freeze
+        # them a full collection would otherwise stall matching for about a second. Again
+        # after each bulk load while running (an import of many partners), not after each
+        # change: freezing keeps whatever garbage is waiting for good.
+        self.unfrozen = 0
+        self.on_caught_up = self.freeze
+        self.on_batch = self._after_batch
+
+    def freeze(self) -> None:
+        gc.freeze()
+        self.unfrozen = 0
+
+    def _after_batch(self, records: int) -> None:
+        self.unfrozen += records
+        if not self.caught_up.is_set():
+            return
+        # A bulk load is frozen once the topic goes quiet (a fetch brings nothing), so all
+        # of it is; a long one along the way too.
+        if self.unfrozen >= 10 * BULK_LOAD or (records == 0 and self.unfrozen >= BULK_LOAD):
+            self.freeze()
 
     def _apply(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         key = (msg.key or b"").decode("utf-8", "replace")

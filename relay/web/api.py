@@ -2,8 +2,11 @@
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
-``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``registry`` (this
-worker's partner registry in brief, to compare across workers).
+``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``partner_page`` (the
+partner's page at ``/partner`` and ``/api/v1/me``), ``catalogues`` (the code catalogues
+with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
+``document_page`` (a document's page), ``questions``, ``registry`` (this worker's partner
+registry in brief, to compare across workers).
 """
 
 from __future__ import annotations
@@ -24,7 +27,18 @@ from relay.core.logs import get_logger
 from relay.core.models import DocumentEvent, Partner
 from relay.core.tokens import TokenIndex
 from relay.runtime.app import Runtime
-from relay.web import dashboard, deliveries, documents, partners, registry
+from relay.web import (
+    catalogues,
+    dashboard,
+    deliveries,
+    docs,
+    document_page,
+    documents,
+    partner_page,
+    partners,
+    questions,
+    registry,
+)
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
 from relay.web.schemas import AckForm, AckIn
@@ -33,7 +47,7 @@ from relay.web.store import PartnerStore
 log = get_logger(__name__)
 
 #: Bodies referenced by hand in /openapi.json (routes that read the raw body themselves).
-EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (DocumentEvent, AckIn, AckForm)
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (DocumentEvent, AckIn, AckForm, *questions.SCHEMAS)
 
 DESCRIPTION = """\
 Partner self-service and operator API of Policy Relay (DESIGN §7).
@@ -74,7 +88,15 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
 
 
 def create_api(rt: Runtime) -> FastAPI:
-    api = FastAPI(title="Policy Relay", version="0.1.0", description=DESCRIPTION)
+    # /docs is ours (relay.web.docs: served assets, strict CSP); FastAPI's loads a CDN's.
+    api = FastAPI(
+        title="Policy Relay",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
     api.state.rt = rt
     api.state.store = PartnerStore(rt)
     api.state.tokens = tokens = TokenIndex()
@@ -136,15 +158,22 @@ def create_api(rt: Runtime) -> FastAPI:
     @api.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
     async def metrics() -> Response:
         """Prometheus text exposition: step counts, gauges, delivery and match latencies."""
+        await dashboard.measure_lag(api.state.lag, rt)
         return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     api.include_router(dashboard.page_router)
+    api.include_router(docs.router)
     api.include_router(dashboard.router)
     api.include_router(documents.router)
     api.include_router(partners.router)
     api.include_router(registry.router)
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
+    api.include_router(catalogues.router)
+    api.include_router(partner_page.page_router)
+    api.include_router(partner_page.router)
+    api.include_router(questions.router)
+    api.include_router(document_page.router)
     return api
 
 

@@ -1,9 +1,10 @@
-"""The operator dashboard: the page at ``GET /``, its script, and the JSON it polls.
+"""The operator's workbench: the page at ``GET /``, its scripts, and the JSON it polls.
 
 The page holds no data and no token: it asks the operator for the token, keeps it in the
-tab's sessionStorage and polls ``GET /api/v1/dashboard`` with it. Throughput, delivery
-counts, failures and funnels come from the trace view (the audit topic: every worker's
-deliveries); lag is this worker's own consumer.
+tab's sessionStorage and polls ``GET /api/v1/dashboard`` with it. The plain figures, the
+documents (each version its own funnel) and failures come from the trace view (the audit
+topic: every worker's deliveries); lag is this worker's own consumer. The document page
+(``relay/web/document_page.py``) and the publish form share the scripts served here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from relay.core.logs import get_logger
 from relay.core.models import DeliveryStatus
 from relay.core.rendering import TEMPLATES
 from relay.core.stats import lag_by_topic
-from relay.core.trace import DocumentTrace, TraceBook
+from relay.core.trace import DEAD_LETTERED, DocumentTrace, TraceBook
 from relay.runtime.app import Runtime
 from relay.runtime.registry import PartnerBook
 from relay.runtime.watchdog import consumer_progress
@@ -33,12 +34,13 @@ from relay.web.schemas import (
     DocumentList,
     DocumentSummary,
     FailureOut,
+    Overview,
     Throughput,
     TopicLagOut,
-    TraceTotals,
     WorkerOut,
 )
 from relay.web.security import Operator, Rt
+from relay.web.views import totals_out, version_funnels
 
 log = get_logger(__name__)
 
@@ -49,6 +51,9 @@ STATIC = TEMPLATES / "web" / "static"
 #: The only files served under /static/, with their types.
 STATIC_TYPES = {
     "dashboard.js": "text/javascript; charset=utf-8",
+    "common.js": "text/javascript; charset=utf-8",
+    "publish.js": "text/javascript; charset=utf-8",
+    "document.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
@@ -103,6 +108,13 @@ class LagSampler:
         )
 
 
+async def measure_lag(sampler: LagSampler, rt: Runtime) -> ConsumerLag:
+    """This worker's lag now (at most ``max_age`` old), remembered for ``/metrics``."""
+    lag = await sampler.get()
+    rt.consumer_lag = {t.topic: float(t.lag) for t in lag.topics} if lag.status == "ok" else None
+    return lag
+
+
 def lag_sampler(request: Request) -> LagSampler:
     return cast(LagSampler, request.app.state.lag)
 
@@ -111,26 +123,36 @@ def lag_sampler(request: Request) -> LagSampler:
 
 
 def document_summary(book: TraceBook, doc: DocumentTrace) -> DocumentSummary:
-    f = book.funnel(doc)
+    """A document's row: its latest version's own funnel, and each version's beside it."""
     info = doc.info()
     last = doc.events[-1] if doc.events else None
-    versions = set(doc.versions) | {e.version for e in doc.events if e.version is not None}
+    funnels = version_funnels(book, doc)
+    # The latest version that was relayed; a document that was only ever refused shows the
+    # version its event named.
+    versions = {f.version for f in funnels} or {e.version for e in doc.events if e.version}
+    version = max(versions) if versions else None
     return DocumentSummary(
         document_id=doc.document_id,
         title=info.title if info else None,
         doc_number=info.doc_number if info else None,
-        version=max(versions) if versions else None,
+        version=version,
         updated_at=doc.updated_at,
         last_event=last.kind if last else None,
         rejected_reason=last.reason if last and last.kind == "event.rejected" else None,
-        funnel=TraceTotals(
-            partners_matched=f.partners_matched,
-            notifications=f.notifications,
-            deliveries=f.deliveries,
-            deliveries_by_status={s.value: f.by_status[s] for s in DeliveryStatus},
-            notifications_acknowledged=f.notifications_acknowledged,
-            enterprises_reached=f.enterprises_reached,
-        ),
+        funnel=totals_out(book.funnel(doc, version)),
+        versions=funnels,
+    )
+
+
+def overview(book: TraceBook) -> Overview:
+    f = book.overall()
+    return Overview(
+        documents=sum(bool(d.notifications) for d in book.documents.values()),
+        notifications=f.notifications,
+        notifications_delivered=f.notifications_delivered,
+        notifications_acknowledged=f.notifications_acknowledged,
+        enterprises_reached=f.enterprises_reached,
+        failed=sum(book.status_counts[s] for s in DEAD_LETTERED),
     )
 
 
@@ -194,12 +216,13 @@ async def dashboard(
     documents: Annotated[int, Query(ge=1, le=200, description="recent documents")] = 20,
     failures: Annotated[int, Query(ge=1, le=200, description="recent failures")] = 20,
 ) -> DashboardOut:
-    lag = await lag_sampler(request).get()
+    lag = await measure_lag(lag_sampler(request), rt)
     book = rt.trace.book
     now = time.time()
     counts = {s.value: book.status_counts[s] for s in DeliveryStatus}
     return DashboardOut(
         generated_at=datetime.fromtimestamp(now, UTC),
+        overview=overview(book),
         worker=WorkerOut(
             uptime_s=round(now - rt.started, 1),
             ready=rt.ready,

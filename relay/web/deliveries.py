@@ -119,13 +119,15 @@ def authorise_ack(
     """
     who: Principal | None = None
     secret = rt.settings.link_secret.get_secret_value() if rt.settings.link_secret else None
+    old = rt.settings.previous_link_secret
+    previous = old.get_secret_value() if old else None
     if credentials is not None:
         who = identify(rt, token_index(request), credentials.credentials)
         if who is None:
             raise unauthorized("invalid or revoked token")
     elif link_token is None:
         raise unauthorized("missing token: open the link from the email, or send a bearer token")
-    elif not tokens.link_token_ok(secret, delivery_id, link_token):
+    elif not tokens.link_token_ok(secret, delivery_id, link_token, previous=previous):
         raise unauthorized("this acknowledgement link is not valid (was it cut or altered?)")
     d = rt.trace.book.deliveries.get(delivery_id)
     if d is None or d.notification_id is None or d.document_id is None:

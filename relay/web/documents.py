@@ -1,4 +1,4 @@
-"""Operator endpoints: publish a document, follow its relay funnel, replay dead letters."""
+"""Operator endpoints: publish a document, read it back, follow its funnel, replay dead letters."""
 
 from __future__ import annotations
 
@@ -8,10 +8,17 @@ from fastapi import APIRouter, Path, Request
 
 from relay.core import topics
 from relay.core.errors import InvalidEvent, InvalidJSON
-from relay.core.intake import encode_event, too_large, validate_event
-from relay.core.models.limits import MAX_EVENT_BYTES, read_json
+from relay.core.intake import advisories, encode_event, too_large, validate_event
+from relay.core.models.limits import ID_MAX, MAX_EVENT_BYTES, read_json
 from relay.web.errors import ApiError, not_found, responses
-from relay.web.schemas import DocumentAccepted, DocumentTraceOut, ReplayRequest, ReplayResult
+from relay.web.schemas import (
+    AdvisoryOut,
+    CurrentDocument,
+    DocumentAccepted,
+    DocumentTraceOut,
+    ReplayRequest,
+    ReplayResult,
+)
 from relay.web.security import Operator, Rt
 from relay.web.views import trace_out
 
@@ -54,6 +61,7 @@ async def publish(request: Request, rt: Rt, _: Operator) -> DocumentAccepted:
             message = f"{e.field}: {message}"
         raise ApiError(413 if e.reason == "too_large" else 422, e.reason, message) from e
     doc = event.document
+    advice = advisories(event)
     partition, offset = await rt.out.send(topics.DOCUMENTS, doc.id, value)
     rt.counters["api.documents.published"] += 1
     return DocumentAccepted(
@@ -63,7 +71,24 @@ async def publish(request: Request, rt: Rt, _: Operator) -> DocumentAccepted:
         type=event.type.value,
         partition=partition,
         offset=offset,
+        warnings=[AdvisoryOut(code=a.code, field=a.field, message=a.message) for a in advice],
     )
+
+
+@router.get(
+    "/documents/{document_id}",
+    response_model=CurrentDocument,
+    responses=responses(401, 403, 404, 422, 503),
+    summary="A document as its latest accepted version says it (to revise or repeal it)",
+)
+async def current(
+    document_id: Annotated[str, Path(max_length=ID_MAX)], rt: Rt, _: Operator
+) -> CurrentDocument:
+    found = [d for d in list(rt.accepted.sources.values()) if d.id == document_id]
+    if not found:
+        raise not_found(f"document {document_id!r}")
+    latest = max(found, key=lambda d: d.version)
+    return CurrentDocument(document=latest, versions=sorted({d.version for d in found}))
 
 
 @router.get(

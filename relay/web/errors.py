@@ -126,6 +126,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the current state",
         413: "Request body too large",
         422: "Invalid request; the message names the field",
+        429: "Too many requests of this kind",
         501: "Not available in this build",
         503: "Not configured, or not ready yet",
     }

@@ -40,6 +40,7 @@ PROBLEMS = {
     404: "找不到该推送",
     413: "提交内容过长",
     422: "填写有误",
+    429: "提交过多",
     503: "暂时无法记录",
 }
 
@@ -62,7 +63,8 @@ def page(
     return HTMLResponse(html, status_code=status, headers=headers or PAGE_HEADERS)
 
 
-def problem(status: int, message: str) -> HTMLResponse:
-    """An error as a page, for people who came from an email link."""
+def problem(status: int, message: str, kicker: str = "政策接力 · 转发确认") -> HTMLResponse:
+    """An error as a page, for people who came from an email link (``kicker``: the line
+    above the heading, naming the page they were on)."""
     heading = PROBLEMS.get(status, "出错了")
-    return page("problem.html.j2", status, heading=heading, message=message)
+    return page("problem.html.j2", status, heading=heading, message=message, kicker=kicker)

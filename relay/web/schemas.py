@@ -21,6 +21,7 @@ from relay.core.models import (
     Coverage,
     DeliveryPrefs,
     DeliveryStatus,
+    Document,
     EmailChannel,
     Interests,
     MatchResult,
@@ -397,6 +398,14 @@ class AckForm(AckIn):
 # ------------------------------------------------------------------ documents
 
 
+class AdvisoryOut(BaseModel):
+    """Accepted and relayed all the same, but the operator should know (e.g. no validity)."""
+
+    code: str
+    field: str
+    message: str
+
+
 class DocumentAccepted(BaseModel):
     event_id: str
     document_id: str
@@ -404,6 +413,16 @@ class DocumentAccepted(BaseModel):
     type: str
     partition: int
     offset: int
+    warnings: list[AdvisoryOut] = Field(
+        default_factory=list, description="e.g. a normative document without expires_on"
+    )
+
+
+class CurrentDocument(BaseModel):
+    """The latest accepted version of a document, whole: the base of its next revision."""
+
+    document: Document
+    versions: list[int] = Field(description="the versions accepted, oldest first")
 
 
 class TraceEvent(BaseModel):
@@ -431,12 +450,22 @@ class NotificationOut(BaseModel):
 class TraceTotals(BaseModel):
     partners_matched: int
     notifications: int
+    notifications_delivered: int = Field(
+        default=0, description="notifications with at least one delivery that got through"
+    )
     deliveries: int
     deliveries_by_status: dict[str, int]
     notifications_acknowledged: int
     enterprises_reached: int = Field(
         description="over notifications, the latest acknowledgement's forwarded_to"
     )
+
+
+class VersionFunnel(BaseModel):
+    """One version's own funnel: its notifications only (a revision's recipients)."""
+
+    version: int
+    funnel: TraceTotals
 
 
 class DocumentTraceOut(BaseModel):
@@ -446,7 +475,10 @@ class DocumentTraceOut(BaseModel):
     versions: list[int]
     events: list[TraceEvent]
     notifications: list[NotificationOut]
-    totals: TraceTotals
+    totals: TraceTotals = Field(description="every version together")
+    funnels: list[VersionFunnel] = Field(
+        default_factory=list, description="each version's own funnel, oldest first"
+    )
 
 
 class ReplayRequest(Strict):
@@ -481,7 +513,10 @@ class DocumentSummary(BaseModel):
     )
     rejected_reason: str | None = Field(description="when its latest event is a rejection")
     funnel: TraceTotals = Field(
-        description="as in the trace's totals; deliveries_by_status names every status"
+        description="the funnel of `version` alone; deliveries_by_status names every status"
+    )
+    versions: list[VersionFunnel] = Field(
+        default_factory=list, description="each version's own funnel, oldest first"
     )
 
 
@@ -549,10 +584,22 @@ class RegistryOut(BaseModel):
     caught_up: bool = Field(description="the registry has read the partners topic to its end")
 
 
+class Overview(BaseModel):
+    """The plain figures at the top of the dashboard: every document, every version."""
+
+    documents: int = Field(description="documents relayed to at least one partner")
+    notifications: int = Field(description="已推送: notices planned (document version × partner)")
+    notifications_delivered: int = Field(description="已送达: notices that reached a channel")
+    notifications_acknowledged: int = Field(description="已确认: notices acknowledged")
+    enterprises_reached: int = Field(description="触达企业: over notices, the latest ack's count")
+    failed: int = Field(description="deliveries that failed and can be sent again")
+
+
 class DashboardOut(BaseModel):
     """What the operator dashboard (``GET /``) shows, polled every few seconds."""
 
     generated_at: datetime
+    overview: Overview
     worker: WorkerOut
     throughput: Throughput
     lag: ConsumerLag

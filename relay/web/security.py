@@ -43,9 +43,9 @@ def token_index(request: Request) -> tokens.TokenIndex:
 
 def identify(rt: Runtime, index: tokens.TokenIndex, token: str) -> Principal | None:
     """The principal a bearer token stands for, or None."""
-    operator = rt.settings.operator_token
-    if operator is not None and tokens.operator_token_ok(token, operator.get_secret_value()):
-        return Principal("operator")
+    for operator in (rt.settings.operator_token, rt.settings.previous_operator_token):
+        if operator is not None and tokens.operator_token_ok(token, operator.get_secret_value()):
+            return Principal("operator")
     partner_id = index.find(token)
     if partner_id is not None and rt.registry.book.get(partner_id) is not None:
         return Principal("partner", partner_id)

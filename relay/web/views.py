@@ -7,7 +7,8 @@ import binascii
 import json
 from collections import Counter
 
-from relay.core.trace import DeliveryTrace, DocumentTrace, TraceBook
+from relay.core.models import DeliveryStatus
+from relay.core.trace import DeliveryTrace, DocumentTrace, Funnel, TraceBook
 from relay.runtime.registry import PartnerBook
 from relay.web.errors import ApiError
 from relay.web.schemas import (
@@ -19,6 +20,7 @@ from relay.web.schemas import (
     NotificationOut,
     TraceEvent,
     TraceTotals,
+    VersionFunnel,
 )
 
 
@@ -71,6 +73,24 @@ def delivery_page(book: TraceBook, partner_id: str, limit: int, cursor: str | No
         items=[delivery_out(book, d) for d in page],
         next_cursor=encode_cursor(page[-1].sort_key()) if more and page else None,
     )
+
+
+def totals_out(f: Funnel) -> TraceTotals:
+    return TraceTotals(
+        partners_matched=f.partners_matched,
+        notifications=f.notifications,
+        notifications_delivered=f.notifications_delivered,
+        deliveries=f.deliveries,
+        deliveries_by_status={s.value: f.by_status[s] for s in DeliveryStatus},
+        notifications_acknowledged=f.notifications_acknowledged,
+        enterprises_reached=f.enterprises_reached,
+    )
+
+
+def version_funnels(book: TraceBook, doc: DocumentTrace) -> list[VersionFunnel]:
+    return [
+        VersionFunnel(version=v, funnel=totals_out(f)) for v, f in book.version_funnels(doc).items()
+    ]
 
 
 def trace_out(book: TraceBook, doc: DocumentTrace, partners: PartnerBook) -> DocumentTraceOut:
@@ -127,4 +147,5 @@ def trace_out(book: TraceBook, doc: DocumentTrace, partners: PartnerBook) -> Doc
             notifications_acknowledged=sum(n.ack is not None for n in ordered),
             enterprises_reached=doc.reach,
         ),
+        funnels=version_funnels(book, doc),
     )

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from playwright.async_api import Browser
 
 from relay.adapters import kafka
 from relay.adapters.files import load_partners
@@ -29,6 +30,7 @@ from relay.core.settling import Progress
 from relay.embedded.broker import free_port
 from relay.embedded.stack import Stack
 from tests.helpers import clock
+from tests.helpers.browser import chromium
 from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,3 +198,10 @@ async def api(relay: RelayUnderTest) -> AsyncIterator[ApiUnderTest]:
             ws.link_secret.get_secret_value(),
             hooks,
         )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, launched once for the session's browser tests."""
+    async with chromium() as launched:
+        yield launched

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from relay.core.models import DeliveryStatus
-from tests.helpers.api import create_partner, event, eventually, hook, publish, unique
+from tests.helpers.api import bearer, create_partner, event, eventually, hook, publish, unique
 from tests.helpers.receivers import respond
 from tests.integration.conftest import ApiUnderTest
 
@@ -65,6 +65,14 @@ async def test_the_dashboard_shows_a_documents_funnel_throughput_lag_and_failure
         "failed": 1,
     }
     assert funnel["notifications_acknowledged"] == 0 and funnel["enterprises_reached"] == 0
+    assert funnel["notifications_delivered"] == 1
+    assert [v["version"] for v in doc["versions"]] == [1]
+    assert doc["versions"][0]["funnel"] == funnel
+
+    # The plain figures cover every document: at least this one's.
+    ov = body["overview"]
+    assert ov["notifications"] >= 2 and ov["notifications_delivered"] >= 1
+    assert ov["documents"] >= 1 and ov["failed"] == body["dead_letters"]
 
     # Across every document: counts by status, dead letters, a rolling delivery rate.
     assert set(body["deliveries_by_status"]) == STATUSES
@@ -112,22 +120,30 @@ async def test_the_document_list_names_a_limit_out_of_range(api: ApiUnderTest) -
         assert r.status_code == 422 and r.json()["error"]["message"].startswith("limit:")
 
 
+@pytest.mark.parametrize(
+    ("path", "heading", "script"),
+    [("/", "工作台", "dashboard.js"), ("/documents/QE5320000-2023-01", "政策详情", "document.js")],
+)
 async def test_the_page_and_its_files_come_from_the_worker_under_a_strict_policy(
-    api: ApiUnderTest,
+    api: ApiUnderTest, path: str, heading: str, script: str
 ) -> None:
-    r = await api.http.get("/")
+    r = await api.http.get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp
     assert "unsafe-inline" not in csp and "connect-src 'self'" in csp
     assert r.headers["cache-control"] == "no-store" and r.headers["x-frame-options"] == "DENY"
     page = r.text
-    assert "运行看板" in page and 'src="/static/dashboard.js"' in page
+    assert heading in page and f'src="/static/{script}"' in page
+    assert 'src="/static/common.js"' in page
     assert "<script>" not in page and "style=" not in page  # nothing inline
     assert "http://" not in page and "https://" not in page  # nothing from elsewhere
 
     for name, kind in [
         ("dashboard.js", "text/javascript"),
+        ("common.js", "text/javascript"),
+        ("publish.js", "text/javascript"),
+        ("document.js", "text/javascript"),
         ("dashboard.css", "text/css"),
         ("favicon.svg", "image/svg+xml"),
     ]:
@@ -145,3 +161,37 @@ async def test_the_page_and_its_files_come_from_the_worker_under_a_strict_policy
     }
     assert "/api/v1/documents" in schema["paths"] and "get" in schema["paths"]["/api/v1/documents"]
     assert "post" in schema["paths"]["/api/v1/documents"]  # publishing is still there
+
+
+async def test_a_document_reads_back_as_its_latest_version_for_the_operator(
+    api: ApiUnderTest,
+) -> None:
+    tag = unique("tag")
+    pid = unique("p-read")
+    token = await create_partner(api, pid, tag, [hook(api, pid)[1]])
+    ev = event(unique("DOC-READ"), tag, title="读回测试：第一版")
+    doc_id = ev["document"]["id"]
+    await publish(api, ev)
+    revision = event(doc_id, tag, title="读回测试：第二版", version=2)
+    revision["type"] = "document.revised"
+    revision["document"]["id"] = doc_id
+
+    async def read(version: int) -> dict[str, Any] | None:
+        r = await api.http.get(f"/api/v1/documents/{doc_id}", headers=api.op)
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body if max(body["versions"]) == version else None
+
+    first = await eventually(lambda: read(1), what="version 1 read back")
+    assert first["document"]["title"] == "读回测试：第一版"
+    assert first["document"]["scope"]["regions"] == ["310115"]
+    await publish(api, revision)
+    second = await eventually(lambda: read(2), what="version 2 read back")
+    assert second["versions"] == [1, 2] and second["document"]["title"] == "读回测试：第二版"
+
+    r = await api.http.get("/api/v1/documents/DOC-NEVER-PUBLISHED", headers=api.op)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = await api.http.get(f"/api/v1/documents/{doc_id}", headers=bearer(token))
+    assert r.status_code == 403

@@ -61,6 +61,21 @@ async def test_publish_rejects_a_body_that_is_not_json(api: ApiUnderTest) -> Non
     assert r.status_code == 422 and r.json()["error"]["code"] == "not_json"
 
 
+async def test_a_normative_document_without_validity_is_published_with_a_warning(
+    api: ApiUnderTest,
+) -> None:
+    ev = event(unique("DOC-NORM"), unique("tag"), normative=True, expires_on=None)
+    body = await publish(api, ev)
+    assert [w["code"] for w in body["warnings"]] == ["normative_without_expiry"]
+    assert body["warnings"][0]["field"] == "document.expires_on"
+    assert "有效期未注明" in body["warnings"][0]["message"]
+    # A stated validity of five years: nothing to warn about.
+    ev = event(unique("DOC-NORM"), unique("tag"), normative=True)
+    start = ev["document"].get("effective_from") or ev["document"]["published_on"]
+    ev["document"]["expires_on"] = f"{int(start[:4]) + 5}{start[4:]}"
+    assert (await publish(api, ev))["warnings"] == []
+
+
 async def test_the_acknowledgement_loop_counts_each_notice_once(api: ApiUnderTest) -> None:
     pid, tag = unique("p-ack"), unique("tag")
     path, webhook = hook(api, pid)

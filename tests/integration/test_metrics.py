@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from relay.runtime.metrics import GAUGES
 from tests.helpers.api import create_partner, event, eventually, hook, publish, unique
 from tests.integration.conftest import ApiUnderTest
 
@@ -36,7 +37,7 @@ async def test_metrics_parse_and_count_a_relayed_document(api: ApiUnderTest) -> 
     assert before["relay_events"].type == "counter"
     assert before["relay_delivery_seconds"].type == "histogram"
     assert before["relay_match_seconds"].type == "histogram"
-    for gauge in ("relay_partners", "relay_group_workers", "relay_group_partition_problems"):
+    for gauge in GAUGES:
         assert before[gauge].type == "gauge"
     delivered_before = sample(
         before["relay_delivery_seconds"], "_count", channel_type="webhook", status="delivered"
@@ -61,6 +62,12 @@ async def test_metrics_parse_and_count_a_relayed_document(api: ApiUnderTest) -> 
     assert sample(after["relay_events"], "_total", kind="delivery.webhook.delivered") >= 1
     assert sample(after["relay_partners"], "") >= 1
     assert sample(after["relay_group_workers"], "") >= 1  # this one, at least
+    assert sample(after["relay_worker_ready"], "") == 1
+    assert sample(after["relay_deliveries"], "", status="delivered") >= 1
+    # The lag was measured for the scrape: one sample per topic this worker reads.
+    assert {s.labels["topic"] for s in after["relay_consumer_lag"].samples} >= {
+        "documents.published"
+    }
     # Every bucket of a histogram is there, up to +Inf, and they only grow.
     buckets = [
         s

@@ -4,6 +4,7 @@ recorder accepted and the signed webhook body the receiver got."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date
 from email.message import EmailMessage
@@ -108,7 +109,12 @@ async def test_a_revision_and_a_repeal_read_as_a_secretary_needs(relay: RelayUnd
     )
     assert data["changes_from"] == 1
     assert data["forward_text"].startswith(f"【政策修订】《{title}》（{number}）已修订（第2版）")
-    assert "主要变化" in data["forward_text"] and data["forward_text"] in text
+    # The same forwarding text as the email's, but for its own question link (each
+    # delivery's link names that delivery).
+    asked = re.compile(r"^有疑问？.*/questions\?e=\d+&t=[0-9a-f]+$", re.M)
+    assert len(asked.findall(data["forward_text"])) == 1
+    assert "主要变化" in data["forward_text"]
+    assert asked.sub("", data["forward_text"]) in asked.sub("", text)
 
     # A park is written to as a park.
     (park_mail,) = mails(relay, PARK, f"[政策修订] {title}（{number}）")

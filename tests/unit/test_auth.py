@@ -161,3 +161,36 @@ async def test_operator_endpoints_stay_closed_without_an_operator_token() -> Non
             assert r.status_code == 503
             assert r.json()["error"]["code"] == "operator_api_disabled"
             assert "RELAY_OPERATOR_TOKEN" in r.json()["error"]["message"]
+
+
+def test_while_rotating_the_link_secret_links_of_either_secret_are_accepted() -> None:
+    old, new = tokens.link_token("old", "dlv_1"), tokens.link_token("new", "dlv_1")
+    assert tokens.link_token_ok("new", "dlv_1", old, previous="old")
+    assert tokens.link_token_ok("new", "dlv_1", new, previous="old")
+    assert not tokens.link_token_ok("new", "dlv_1", old)  # rotation over: old links refused
+    assert not tokens.link_token_ok("new", "dlv_2", old, previous="old")
+    assert not tokens.link_token_ok(None, "dlv_1", "", previous="old")
+    # The question links (有疑问？) are signed with the same secret, and rotate with it.
+    asked = tokens.question_token("old", "dlv_1", 1_900_000_000)
+    assert tokens.question_token_ok("new", "dlv_1", 1_900_000_000, asked, previous="old")
+    assert not tokens.question_token_ok("new", "dlv_1", 1_900_000_000, asked)
+    assert not tokens.question_token_ok("new", "dlv_1", 1_900_000_001, asked, previous="old")
+
+
+def test_while_rotating_the_operator_token_either_is_the_operator() -> None:
+    from types import SimpleNamespace
+
+    from relay.web.security import identify
+
+    def rt(current: str, previous: str | None) -> Any:
+        settings = SimpleNamespace(
+            operator_token=SecretStr(current),
+            previous_operator_token=SecretStr(previous) if previous else None,
+        )
+        return SimpleNamespace(settings=settings)
+
+    index = tokens.TokenIndex()
+    for token in ("new-operator-token", "old-operator-token"):
+        who = identify(rt("new-operator-token", "old-operator-token"), index, token)
+        assert who is not None and who.is_operator
+    assert identify(rt("new-operator-token", None), index, "old-operator-token") is None

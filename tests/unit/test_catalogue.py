@@ -220,13 +220,20 @@ def test_scale_names(scale: Scale | str, name: str) -> None:
 def test_every_catalogue_file_records_its_source_and_edition() -> None:
     folder = resources.files("relay.core.matching").joinpath("catalogues")
     files = sorted(p.name for p in folder.iterdir() if p.name.endswith(".json"))
-    assert files == ["gbt4754_2017.json", "regions_shanghai.json", "scales.json", "tags.json"]
+    assert files == [
+        "gbt4754_2017.json",
+        "parks.json",
+        "regions_shanghai.json",
+        "scales.json",
+        "tags.json",
+    ]
     for name in files:
         data = json.loads(folder.joinpath(name).read_text("utf-8"))
         assert data["source"].strip() and data["edition"].strip() and data["standard"].strip()
     assert "GB/T 4754-2017" in catalogue.EDITIONS["industries"]
     assert "300号" in catalogue.EDITIONS["scales"]
     assert "sample" in catalogue.EDITIONS["tags"]
+    assert "sample" in catalogue.EDITIONS["parks"]
 
 
 # -- explanations -------------------------------------------------------------------------

@@ -190,11 +190,17 @@ def test_feishu_body_is_a_json_1_card_with_header_texts_and_link_buttons() -> No
     texts = [e["text"] for e in card["elements"] if e["tag"] == "div"]
     assert all(t["tag"] == "plain_text" for t in texts)  # publisher text never read as markup
     buttons = card["elements"][4]["actions"]
-    assert [b["text"]["content"] for b in buttons] == ["查看原文", "政策解读", "确认已转发"]
-    assert [b["type"] for b in buttons] == ["default", "default", "primary"]
+    assert [b["text"]["content"] for b in buttons] == [
+        "查看原文",
+        "政策解读",
+        "有疑问？",
+        "确认已转发",
+    ]
+    assert [b["type"] for b in buttons] == ["default", "default", "default", "primary"]
     assert buttons[0]["url"] == notification.document.url
     assert buttons[1]["url"] == INTERPRETATION
-    assert buttons[2]["url"] == rendering.ack_url(
+    assert f"/api/v1/deliveries/{delivery.delivery_id}/questions?e=" in buttons[2]["url"]
+    assert buttons[3]["url"] == rendering.ack_url(
         BASE_URL, delivery.delivery_id, link_secret=LINK_SECRET
     )
 
@@ -250,7 +256,9 @@ def test_says_there_is_no_interpretation_when_there_is_none(kind: str) -> None:
     body = notice(kind, interpretation_url=None)[0]
 
     assert "政策解读：暂无政策解读（尚未发布）" in unquoted(body)
-    assert len(links(body)) == 2  # the original and the acknowledgement
+    # The original, the question link and the acknowledgement.
+    assert len(links(body)) == 3
+    assert any("/questions?" in link for link in links(body))
 
 
 def test_a_parenthesis_or_space_in_a_url_cannot_end_a_markdown_link_early() -> None:

@@ -21,6 +21,7 @@ from relay.core import topics
 from relay.core.clock import Clock as PolicyClock
 from relay.core.models import AuditRecord, BotChannel, DeliveryIntent, DeliveryStatus, Partner
 from relay.core.outcome import Outcome, OutcomeStatus
+from relay.core.questions import QuestionBook
 from relay.core.retry import Decision, RateLimiter, RetryPolicy, decide
 from relay.core.settings import Settings
 from relay.runtime import deliver
@@ -155,6 +156,11 @@ class FakeMetrics:
 
 
 @dataclass
+class FakeQuestions:
+    book: QuestionBook = field(default_factory=QuestionBook)
+
+
+@dataclass
 class FakePorts:
     """Everything deliver.Ports asks for, recording what was done."""
 
@@ -176,6 +182,7 @@ class FakePorts:
     bot_windows: FakeWindows = field(default_factory=lambda: FakeWindows([]))
     digests: FakeLedger = field(default_factory=FakeLedger)
     clock: PolicyClock = field(default_factory=session_clock)
+    questions: FakeQuestions = field(default_factory=FakeQuestions)
 
     def __post_init__(self) -> None:
         # One journal, in the order things happen.

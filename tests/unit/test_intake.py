@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from relay.core.errors import InvalidEvent
-from relay.core.intake import event_hints, parse_event, validate_event
+from relay.core.intake import advisories, event_hints, parse_event, validate_event
 from tests.unit.factories import event
 
 TODAY = date(2026, 11, 26)
@@ -141,3 +141,31 @@ def test_the_optional_notice_fields_are_accepted_and_bounded() -> None:
         with pytest.raises(InvalidEvent) as info:
             validate_event(event(**bad), today=TODAY)
         assert info.value.field == where, bad
+
+
+@pytest.mark.parametrize(
+    ("doc", "codes"),
+    [
+        ({"normative": True, "expires_on": None}, ["normative_without_expiry"]),
+        ({"normative": True, "expires_on": "2028-06-06"}, []),
+        ({"normative": True, "expires_on": "2028-06-07"}, []),
+        ({"normative": True, "expires_on": "2028-06-08"}, ["normative_validity_over_limit"]),
+        ({"normative": False, "expires_on": None}, []),
+    ],
+    ids=["normative-no-expiry", "within-5y", "exactly-5y", "over-5y", "not-normative"],
+)
+def test_a_normative_document_is_accepted_with_a_warning_about_its_validity(
+    doc: dict[str, Any], codes: list[str]
+) -> None:
+    # factories: published and effective 2023-06-07.
+    accepted = validate_event(event(**doc), today=date(2023, 6, 7))
+    found = advisories(accepted)
+    assert [a.code for a in found] == codes
+    assert all(a.field == "document.expires_on" and "DOC-1" in a.message for a in found)
+
+
+def test_a_repeal_of_a_normative_document_gets_no_validity_warning() -> None:
+    accepted = validate_event(
+        event(type="document.repealed", normative=True, expires_on=None), today=TODAY
+    )
+    assert advisories(accepted) == []

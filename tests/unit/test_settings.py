@@ -102,3 +102,15 @@ def test_static_membership_without_an_instance_id_is_refused(
     monkeypatch.setenv("RELAY_GROUP_MEMBERSHIP", "static")
     with pytest.raises(ConfigError, match="RELAY_INSTANCE_ID"):
         load_settings()
+
+
+def test_table_store_is_memory_unless_rocksdb_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RELAY_TABLE_STORE", raising=False)
+    assert faust_settings(load_settings())["store"] == "memory://"
+    monkeypatch.setenv("RELAY_TABLE_STORE", "rocksdb://")
+    assert faust_settings(load_settings())["store"] == "rocksdb://"
+    monkeypatch.setenv("RELAY_TABLE_STORE", "redis://")
+    with pytest.raises(ConfigError, match="RELAY_TABLE_STORE"):
+        load_settings()

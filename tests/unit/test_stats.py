@@ -147,6 +147,56 @@ def test_the_funnel_counts_every_version_and_each_notices_reach_once() -> None:
     assert summary.updated_at == T0 and summary.title is None
 
 
+def planned_version(book: TraceBook, doc: str, partner: str, version: int) -> list[str]:
+    """Notification of ``version`` of ``doc`` to ``partner``, with one webhook delivery."""
+    nid = f"ntf_{doc}_v{version}_{partner}"
+    dids = [f"dlv_{doc}_v{version}_{partner}_webhook"]
+    book.add(
+        AuditRecord(
+            kind="notification.planned",
+            at=T0 + timedelta(seconds=version),
+            document_id=doc,
+            version=version,
+            partner_id=partner,
+            notification_id=nid,
+            deliveries=dids,
+            detail="policy.revised" if version > 1 else "policy.relayed",
+        )
+    )
+    return dids
+
+
+def test_a_revisions_row_counts_its_own_version_only() -> None:
+    book = TraceBook()
+    v1 = [planned_version(book, "D1", p, 1)[0] for p in ("p-1", "p-2", "p-3")]
+    for did in v1:
+        attempt(book, did, DeliveryStatus.delivered)
+    ack(book, v1[0], 40)
+    ack(book, v1[1], 2)
+    # The revision goes to two of them: one gets it, one fails; nobody acknowledges it yet.
+    v2 = [planned_version(book, "D1", p, 2)[0] for p in ("p-1", "p-2")]
+    attempt(book, v2[0], DeliveryStatus.delivered)
+    attempt(book, v2[1], DeliveryStatus.failed)
+
+    summary = document_summary(book, book.documents["D1"])
+    assert summary.version == 2
+    f = summary.funnel
+    assert (f.partners_matched, f.notifications, f.deliveries) == (2, 2, 2)
+    assert f.notifications_delivered == 1
+    assert f.deliveries_by_status["delivered"] == 1 and f.deliveries_by_status["failed"] == 1
+    assert (f.notifications_acknowledged, f.enterprises_reached) == (0, 0)
+    # Each version keeps its own funnel beside it.
+    by_version = {v.version: v.funnel for v in summary.versions}
+    assert sorted(by_version) == [1, 2]
+    assert by_version[2] == f
+    first = by_version[1]
+    assert (first.partners_matched, first.notifications_delivered) == (3, 3)
+    assert (first.notifications_acknowledged, first.enterprises_reached) == (2, 42)
+    # Every version together is still there for whoever asks for it.
+    everything = book.funnel(book.documents["D1"])
+    assert (everything.notifications, everything.enterprises_reached) == (5, 42)
+
+
 def test_failures_are_the_dead_lettered_deliveries_newest_first() -> None:
     book = TraceBook()
     dids = [d for n in range(3) for d in planned(book, f"D{n}", "p-1", n)]

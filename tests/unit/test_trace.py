@@ -150,3 +150,27 @@ def test_trace_totals_match_what_partners_acknowledged() -> None:
     assert by_partner["p-2"].partner_name is None
     assert by_partner["p-1"].acknowledgement is not None
     assert by_partner["p-1"].acknowledgement.forwarded_to == 11
+
+
+def test_oldest_due_counts_only_unsettled_deliveries_that_are_due() -> None:
+    book = TraceBook()
+    email, hook = planned(book, "D1", "p1", 1)
+    assert book.oldest_due(T0 + timedelta(seconds=90)) == 90.0  # both planned at T0
+    attempt(book, email, DeliveryStatus.delivered, at=T0 + timedelta(seconds=1))
+    # The webhook failed and is held for a retry five minutes on: not due before then.
+    book.add(
+        AuditRecord(
+            kind="delivery.retrying",
+            at=T0 + timedelta(seconds=2),
+            delivery_id=hook,
+            status=DeliveryStatus.retrying,
+            attempt=1,
+            channel_type="webhook",
+            next_attempt_at=T0 + timedelta(seconds=302),
+        )
+    )
+    assert book.oldest_due(T0 + timedelta(seconds=100)) == 0.0
+    assert book.oldest_due(T0 + timedelta(seconds=362)) == 60.0
+    attempt(book, hook, DeliveryStatus.dead, at=T0 + timedelta(seconds=400))
+    assert book.unsettled == {}
+    assert book.oldest_due(T0 + timedelta(hours=5)) == 0.0

@@ -1,4 +1,4 @@
-"""The code catalogues (industries, regions, scales, tags) as package data: names and validation.
+"""The code catalogues (industries, regions, parks, scales, tags): names and validation.
 
 The data lives in ``relay/core/matching/catalogues/*.json``; each file records its standard, edition
 and source. What validation accepts:
@@ -24,6 +24,8 @@ and source. What validation accepts:
   anything else.
 - **Tags** are an open vocabulary, because the city's tag catalogue keeps growing. Unknown tags
   are never rejected: ``known_tag`` and ``check_tags`` only report them.
+- **Parks** are open too: ids the relay's users make up. The catalogue names the samples' parks
+  (``park_name``), so a page can show 徐泾镇科创园 rather than ``xujing-sci-tech-park``.
 """
 
 from __future__ import annotations
@@ -83,10 +85,11 @@ _industries = _load("gbt4754_2017.json")
 _regions = _load("regions_shanghai.json")
 _scales = _load("scales.json")
 _tags = _load("tags.json")
+_parks = _load("parks.json")
 
 #: Standard and edition of each catalogue, for "which codes are these" questions.
 EDITIONS: Mapping[str, str] = MappingProxyType(
-    {d["catalogue"]: _edition(d) for d in (_industries, _regions, _scales, _tags)}
+    {d["catalogue"]: _edition(d) for d in (_industries, _regions, _parks, _scales, _tags)}
 )
 
 SECTIONS: Mapping[str, Section] = MappingProxyType(
@@ -113,6 +116,9 @@ _TOWNS_COMPLETE = frozenset(_regions["towns_complete_for"])
 SCALE_NAMES: Mapping[Scale, str] = MappingProxyType(
     {Scale(k): v for k, v in _scales["scales"].items()}
 )
+
+#: Park id → its name, for the parks the catalogue lists (an open vocabulary).
+PARKS: Mapping[str, str] = MappingProxyType(dict(_parks["parks"]))
 
 #: Tag → its group in the sample vocabulary.
 TAGS: Mapping[str, str] = MappingProxyType(
@@ -193,6 +199,11 @@ def region_name(code: str) -> str | None:
 def scale_name(scale: Scale | str) -> str:
     """大型 / 中型 / 小型 / 微型."""
     return SCALE_NAMES[Scale(scale)]
+
+
+def park_name(park: str) -> str | None:
+    """The name of a listed park (``xujing-sci-tech-park`` → 徐泾镇科创园); None if not listed."""
+    return PARKS.get(park.strip())
 
 
 def known_tag(tag: str) -> bool:

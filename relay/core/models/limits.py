@@ -51,6 +51,9 @@ EMAIL_MAX = 254  # RFC 5321's longest path
 SECRET_MAX = 100
 NOTE_MAX = 2_000
 CHANGES_MAX = 5_000
+#: A question to the drafting unit, and its answer (item 6).
+QUESTION_MAX = 2_000
+ANSWER_MAX = 5_000
 INDEX_NO_MAX = 100  # 索引号
 DISCLOSURE_MAX = 64  # 公开方式
 PHONE_MAX = 50
@@ -123,6 +126,14 @@ def multi_line(text: str) -> str:
     if found := NOT_IN_TEXT.search(text):
         _refuse(found)
     return text
+
+
+def text_block(text: str) -> str:
+    """Strip; refuse empty text and control or bidi characters (line breaks are fine)."""
+    text = text.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return multi_line(text)
 
 
 def cut_clean(text: str, limit: int = REASON_MAX) -> str:

@@ -167,6 +167,9 @@ class AuditRecord(BaseModel):
     #: Acknowledgements (kind ``delivery.acked``): enterprises reached, and the partner's note.
     forwarded_to: int | None = None
     note: str | None = None
+    #: Questions (kinds ``question.asked``, ``question.answered``): which one; ``note``
+    #: holds its text, or the answer's.
+    question_id: str | None = None
 
 
 class DocumentSource(BaseModel):
