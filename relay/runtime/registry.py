@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from relay.adapters.follower import TopicFollower
 from relay.core import topics
+from relay.core.fingerprint import SetFingerprint
 from relay.core.logs import get_logger
 from relay.core.matching.engine import MatchIndex
 from relay.core.matching.reference import match_partner
@@ -29,22 +30,26 @@ BULK_LOAD = 1000
 class PartnerBook:
     """The in-memory set of partners and the indexed matcher over them; pure, no I/O.
 
-    Each change updates the index incrementally (no rebuild per change).
+    Each change updates the index incrementally (no rebuild per change), and the
+    fingerprint of the records applied, which workers compare to see that they agree.
     """
 
     def __init__(self) -> None:
         self.partners: dict[str, Partner] = {}
         self.index = MatchIndex()
+        self.fingerprint = SetFingerprint()
 
     def apply(self, partner_id: str, value: bytes | None) -> Partner | None:
         """Apply one partners-topic record (``None`` = removed); raises ValidationError."""
         if value is None:
             self.partners.pop(partner_id, None)
             self.index.remove(partner_id)
+            self.fingerprint.discard(partner_id)
             return None
         partner = Partner.model_validate_json(value)
         self.partners[partner.id] = partner
         self.index.upsert(partner)
+        self.fingerprint.put(partner.id, value)
         return partner
 
     def get(self, partner_id: str) -> Partner | None:

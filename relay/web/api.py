@@ -5,7 +5,8 @@ tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`
 ``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``partner_page`` (the
 partner's page at ``/partner`` and ``/api/v1/me``), ``catalogues`` (the code catalogues
 with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
-``document_page`` (a document's page), ``questions``.
+``document_page`` (a document's page), ``questions``, ``registry`` (this worker's partner
+registry in brief, to compare across workers).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from relay.web import (
     partner_page,
     partners,
     questions,
+    registry,
 )
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
@@ -164,6 +166,7 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(dashboard.router)
     api.include_router(documents.router)
     api.include_router(partners.router)
+    api.include_router(registry.router)
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
     api.include_router(catalogues.router)
