@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -126,8 +128,9 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
         now=now,
         previous=previous,
         source=source,
+        lazy=True,
     )
-    rt.metrics.match_seconds.observe(time.perf_counter() - started)
+    planning = time.perf_counter() - started
 
     def step(kind: str, **fields: Any) -> AuditRecord:
         """An audit record of this document version."""
@@ -143,28 +146,37 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
     if plan.duplicate:
         await rt.audit.record(step("event.duplicate", detail="already processed; ignored"))
         return
-    # Nothing is remembered until every step is out: a crash in between redoes the event
-    # in full, under the same notification and delivery ids.
-    await rt.audit.record_many(
-        [
-            step(
-                "notification.planned",
-                partner_id=n.partner_id,
-                notification_id=n.notification_id,
-                match=n.match,
-                deliveries=[d.delivery_id for d in n.deliveries],
-                detail=str(n.type),
-            )
-            for n in plan.notifications
-        ]
-    )
-    await _send_intents(rt, plan.notifications, source)
-    await rt.audit.record(
-        step(
-            "document.matched",
-            deliveries=[d.delivery_id for n in plan.notifications for d in n.deliveries],
-            detail=f"{len(plan.notifications)} partners",
+    # Streamed: each slice of notifications goes out (audit records, then intents) as soon
+    # as it is planned, so the delivery agents start on a large fan-out while the rest is
+    # still being planned. Nothing is remembered until every slice is out: a crash in
+    # between redoes the event in full, under the same notification and delivery ids.
+    planned = 0
+    delivery_ids: list[str] = []
+    for size in _slices():
+        started = time.perf_counter()
+        chunk = list(itertools.islice(plan.stream, size))
+        planning += time.perf_counter() - started
+        if not chunk:
+            break
+        await rt.audit.record_many(
+            [
+                step(
+                    "notification.planned",
+                    partner_id=n.partner_id,
+                    notification_id=n.notification_id,
+                    match=n.match,
+                    deliveries=[d.delivery_id for d in n.deliveries],
+                    detail=str(n.type),
+                )
+                for n in chunk
+            ]
         )
+        await _send_intents(rt, chunk, source)
+        planned += len(chunk)
+        delivery_ids += [d.delivery_id for n in chunk for d in n.deliveries]
+    rt.metrics.match_seconds.observe(planning)
+    await rt.audit.record(
+        step("document.matched", deliveries=delivery_ids, detail=f"{planned} partners")
     )
     assert plan.state is not None
     # The calendar (reminders, catch-ups) refers to the current version by its record,
@@ -179,8 +191,20 @@ async def _match_one(rt: Runtime, raw: bytes, source: DocumentSource) -> None:
         "document_matched",
         document_id=doc.id,
         version=doc.version,
-        partners=len(plan.notifications),
+        partners=planned,
     )
+
+
+#: The first slice of a streamed plan is small, so its deliveries start at once; later ones
+#: grow, so a large fan-out is written in few, large broker round trips.
+FIRST_SLICE, LARGEST_SLICE = 100, 2000
+
+
+def _slices() -> Iterator[int]:
+    size = FIRST_SLICE
+    while True:
+        yield size
+        size = min(2 * size, LARGEST_SLICE)
 
 
 async def _send_intents(

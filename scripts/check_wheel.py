@@ -23,6 +23,8 @@ MUST_HOLD = (
     "relay/templates/web/static/document.js",
     "relay/templates/web/publish_form.html.j2",
     "relay/templates/web/static/docs.js",
+    "relay/templates/web/static/partner.js",
+    "relay/templates/web/static/partner.css",
     "relay/templates/web/static/swagger-ui/swagger-ui-bundle.js",
     "relay/templates/web/static/swagger-ui/LICENSE",
     "relay/config/partners.yaml",

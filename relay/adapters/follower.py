@@ -39,6 +39,8 @@ class TopicFollower(Service):
         self.caught_up = asyncio.Event()
         #: Called once, when the follower first reaches the end of the topic.
         self.on_caught_up: Callable[[], None] | None = None
+        #: Called after each fetch, with how many records it applied (0: the topic is quiet).
+        self.on_batch: Callable[[int], None] | None = None
         #: Log catching up at debug (a follower outside the worker, e.g. the dev stack's).
         self.quiet = False
         self._advanced = asyncio.Event()
@@ -97,6 +99,8 @@ class TopicFollower(Service):
                 )
                 if self.on_caught_up is not None:
                     self.on_caught_up()
+            if self.on_batch is not None:
+                self.on_batch(sum(len(msgs) for msgs in batch.values()))
             self._advanced.set()
             self._advanced = asyncio.Event()
 

@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from functools import cache, lru_cache
 from ipaddress import ip_address
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -53,6 +54,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from relay.adapters.safety import AddressRefused, IPAddress, SafeResolver, address_refusal
+from relay.core.errors import ConfigError
 
 #: Longest head accepted: status line plus headers, interim replies included.
 MAX_HEAD_BYTES = 64 * 1024
@@ -584,6 +586,22 @@ def _is_ip(host: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def trust_store(extra_ca_file: Path | None) -> ssl.SSLContext | None:
+    """The system's trust store plus the authorities in ``extra_ca_file`` (PEM), hostnames
+    checked; None without one (the default store). :class:`ConfigError` naming the setting
+    for a file that holds no certificate."""
+    if extra_ca_file is None:
+        return None
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(extra_ca_file))
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError(
+            f"RELAY_EXTRA_CA_FILE: {extra_ca_file} holds no usable PEM certificate ({e})"
+        ) from e
+    return context
 
 
 @cache

@@ -6,7 +6,7 @@ stores the new state it returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -66,6 +66,10 @@ class Plan:
     duplicate: bool = False
     notifications: list[Notification] = field(default_factory=list)
     state: DocumentState | None = None
+    #: ``plan_event(..., lazy=True)``: the notifications, by partner id, each built as it is
+    #: read, so a large fan-out's first intents can go out before the last are planned
+    #: (``notifications`` then stays empty).
+    stream: Iterator[Notification] = field(default_factory=lambda: iter(()))
 
 
 def check_sequence(state: DocumentState | None, event: DocumentEvent) -> bool:
@@ -127,6 +131,7 @@ def plan_event(
     now: datetime,
     previous: Document | None = None,
     source: DocumentSource | None = None,
+    lazy: bool = False,
 ) -> Plan:
     """Plan the notifications for one event; raises :class:`InvalidEvent` when out of sequence.
 
@@ -157,8 +162,11 @@ def plan_event(
             continue
         targets[partner_id] = (known, judge(doc, known), True)
 
-    notifications = []
-    for partner_id in sorted(targets):
+    def build() -> Iterator[Notification]:
+        for partner_id in sorted(targets):
+            yield notify(partner_id)
+
+    def notify(partner_id: str) -> Notification:
         partner, result, prior_only = targets[partner_id]
         # A repeal names a version already notified: its own ids (see ids.notification_id).
         own = notice.value if notice is NoticeType.repealed else ""
@@ -170,28 +178,26 @@ def plan_event(
             for ch in partner.channels
             if not ch.disabled
         ]
-        notifications.append(
-            Notification(
-                notification_id=nid,
-                type=notice,
-                event_id=event.event_id,
-                document=doc,
-                partner_id=partner.id,
-                partner_name=partner.name,
-                partner_kind=partner.kind,
-                match=result,
-                deliveries=deliveries,
-                previous_version=prior.get(partner_id),
-                prior_recipient_only=prior_only and event.type != EventType.repealed,
-                changes_computed=changes,
-                changes_from=changes_from,
-                planned_at=now,
-            )
+        return Notification(
+            notification_id=nid,
+            type=notice,
+            event_id=event.event_id,
+            document=doc,
+            partner_id=partner.id,
+            partner_name=partner.name,
+            partner_kind=partner.kind,
+            match=result,
+            deliveries=deliveries,
+            previous_version=prior.get(partner_id),
+            prior_recipient_only=prior_only and event.type != EventType.repealed,
+            changes_computed=changes,
+            changes_from=changes_from,
+            planned_at=now,
         )
 
     recipients = dict(prior)
-    for n in notifications:
-        recipients[n.partner_id] = doc.version
+    for partner_id in sorted(targets):  # one notification per target
+        recipients[partner_id] = doc.version
     new_state = DocumentState(
         document_id=doc.id,
         version=max(doc.version, state.version if state else 0),
@@ -204,4 +210,6 @@ def plan_event(
         document=state.document if state else None,
         reminded=state.reminded if state else None,
     )
-    return Plan(notifications=notifications, state=new_state)
+    if lazy:
+        return Plan(stream=build(), state=new_state)
+    return Plan(notifications=list(build()), state=new_state)

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
 
     webhook_timeout: float = Field(default=15.0, gt=0)
     allow_private_webhooks: bool = False
+    #: A PEM bundle of certificate authorities trusted for HTTPS webhooks and group robots
+    #: besides the system's trust store (partners behind an internal CA). It opens no
+    #: addresses: private and loopback ones stay refused unless RELAY_ALLOW_PRIVATE_WEBHOOKS.
+    extra_ca_file: Path | None = None
     #: Dev only: send group-robot messages for the platforms' own hosts (企业微信, 钉钉, 飞书)
     #: to this base URL instead, keeping path and query (``relay dev`` / ``relay demo`` point
     #: it at their local robot sink). Refused in production.
@@ -172,6 +176,13 @@ class Settings(BaseSettings):
     def _offset_form(cls, value: str | None) -> str | None:
         if value is not None:
             parse_offset(value)
+        return value
+
+    @field_validator("extra_ca_file")
+    @classmethod
+    def _ca_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
         return value
 
     @field_validator("broker_url")

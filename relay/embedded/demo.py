@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 import signal
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
+import aiohttp
+from pydantic import SecretStr, ValidationError
 
 from relay.adapters import kafka
 from relay.adapters.files import load_partners, read_events
-from relay.core import topics
+from relay.core import question_digest, topics
 from relay.core.chatbots import FACTS, Platform
 from relay.core.clock import rebase_sample, rebase_sample_days
+from relay.core.errors import RelayError
 from relay.core.lifecycle import catch_up_event_id, reminder_event_id
 from relay.core.matching.reference import match_partner
 from relay.core.models import (
@@ -33,7 +36,7 @@ from relay.core.models import (
 )
 from relay.core.settings import Settings
 from relay.core.settling import Progress
-from relay.embedded import report
+from relay.embedded import feedback, report
 from relay.embedded.sinks import BotSink
 from relay.embedded.stack import Stack, import_partners
 
@@ -45,6 +48,9 @@ JOINING_PARTNERS = Path(str(files("relay.config"))) / "partners-joining.yaml"
 #: Samples whose dates move by days, not years, with the calendar: the one the demo's expiry
 #: reminder is about stays 20 days from expiring.
 DAY_SHIFTED = "expiring-soon"
+#: The sample revision held back until an enterprise has asked about its document through a
+#: notice's 有疑问？ link and the answer is published: it then carries the answer (FAQ).
+HELD_REVISION = "-revised"
 
 
 def _printer(out: TextIO) -> Callable[[str], None]:
@@ -61,6 +67,9 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
     joining = [] if settings.partners_file else load_partners(JOINING_PARTNERS)
     # Reminders and catch-ups are looked for every second, not every minute.
     settings = settings.replace(calendar_tick=min(settings.calendar_tick, 1.0))
+    if settings.operator_token is None:
+        # The demo answers the question as the operator, through the API.
+        settings = settings.replace(operator_token=SecretStr(secrets.token_urlsafe(32)))
     files = sorted(SAMPLE_DOCUMENTS.glob("*.json"))
     say = _printer(out)
     say("Policy Relay demo — embedded broker (in memory: it forgets everything when it stops)")
@@ -78,7 +87,10 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
         titles: dict[str, str] = {}
         documents: dict[str, Document] = {}
         events: dict[str, DocumentEvent] = {}
+        held: list[tuple[str, str | None, bytes | None]] = []
+        held_ids: list[str] = []
         for path in files:
+            holding = HELD_REVISION in path.name and not held
             for ev in read_events(path):
                 rebase = rebase_sample_days if DAY_SHIFTED in path.name else rebase_sample
                 value = rebase(ev.data, today)
@@ -88,16 +100,18 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
                     doc = {}
                 eid = data.get("event_id")
                 if isinstance(eid, str):
-                    expected.append(eid)
+                    (held_ids if holding else expected).append(eid)
                     with contextlib.suppress(ValidationError):
-                        events[eid] = DocumentEvent.model_validate(data)
-                        documents[eid] = events[eid].document
+                        parsed = DocumentEvent.model_validate(data)
+                        documents[eid] = parsed.document
+                        if not holding:
+                            events[eid] = parsed
                     titles[eid] = (
                         f"■ {path.name}: {doc.get('id')} v{doc.get('version')} "
                         f"{data.get('type')} — {doc.get('title')}"
                     )
                 # Published as they are, invalid ones included: the worker must refuse them.
-                records.append(
+                (held if holding else records).append(
                     (
                         topics.DOCUMENTS,
                         doc.get("id"),
@@ -137,6 +151,23 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
             settled = later is not None
             if later is not None:
                 progress.outcomes.update(later.outcomes)
+        loop_failed: str | None = None
+        if settled and held:
+            asked, later = await _feedback_loop(
+                stack,
+                ws,
+                progress,
+                (held, held_ids),
+                (events, documents, titles),
+                [*partners, *joining],
+                say,
+                timeout,
+            )
+            if isinstance(asked, str):
+                loop_failed = asked
+            if later is not None:
+                progress.outcomes.update(later.outcomes)
+                settled = later.settled
         say("")
         outcomes = list(progress.outcomes.values())
         delivered = sum(o.status == DeliveryStatus.delivered for o in outcomes)
@@ -152,6 +183,9 @@ async def run_demo(settings: Settings, out: TextIO, *, timeout: float = 90.0) ->
         if stack.bots is not None:
             say(bot_summary(stack.bots, stack.bot_dir))
         say(f"Worker log: {stack.worker_log}. Took {time.monotonic() - t0:.1f}s.")
+        if loop_failed is not None:
+            say(f"relay demo: the question loop failed: {loop_failed}")
+            return 1
         if not settled:
             say(
                 f"relay demo: not settled after {timeout:.0f}s: events "
@@ -235,6 +269,142 @@ async def _catch_up(
         say(f"relay demo: catch-up not settled after {timeout:.0f}s: {progress.pending()[:5]}")
         return None
     return progress
+
+
+async def _feedback_loop(
+    stack: Stack,
+    settings: Settings,
+    progress: Progress,
+    revision: tuple[list[tuple[str, str | None, bytes | None]], list[str]],
+    samples: tuple[dict[str, DocumentEvent], dict[str, Document], dict[str, str]],
+    partners: list[Partner],
+    say: Callable[[str], None],
+    timeout: float,
+) -> tuple[feedback.Asked | str | None, Progress | None]:
+    """An enterprise asks about a document through the 有疑问？ link of a notice's email, the
+    operator answers and publishes the answer, and the held-back revision of that document
+    goes out carrying it. The question as asked (or why the loop failed, in one line; None
+    without the demo's SMTP sink, whose email has the link) and the revision's progress, once
+    published."""
+    records, ids = revision
+    events, documents, titles = samples
+    shown = (titles, documents, partners)
+    doc = documents.get(ids[0]) if ids else None
+    earlier = [e for e, ev in events.items() if doc is not None and ev.document.id == doc.id]
+    if doc is None or not earlier:
+        return "the sample revision or its first version is missing", None
+    first = events[earlier[-1]].document
+    emailed = feedback.deliveries(progress, earlier[-1], "email")
+    if stack.smtp is None or not emailed:
+        why = (
+            "RELAY_SMTP_HOST points away from the demo's SMTP sink, where it reads the link"
+            if stack.smtp is None
+            else f"no partner got {first.id} by email, whose 有疑问？ link it would use"
+        )
+        say("")
+        say(f"  (no question this time: {why})")
+        return None, (await _publish_revision(settings, records, ids, shown, say, timeout))[0]
+    mail = next(
+        (m for _, did in emailed if (m := feedback.mail_for(stack.smtp.received, did))), None
+    )
+    if mail is None:
+        return f"no email of {first.id} v{first.version} reached the SMTP sink", None
+    delivery_id = str(mail.message["X-Relay-Delivery-Id"])
+    partner_id = next(pid for pid, did in emailed if did == delivery_id)
+    asked = feedback.Asked(first.id, first.version, first.title, partner_id, delivery_id)
+    token = settings.operator_token.get_secret_value() if settings.operator_token else ""
+    http_timeout = aiohttp.ClientTimeout(total=feedback.HTTP_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=http_timeout) as http:
+        try:
+            page, status = await feedback.ask_through_link(http, feedback.text_of(mail.message))
+            if status != 201 or feedback.QUESTION not in page:
+                return f"posting the 有疑问？ form gave HTTP {status}", None
+            answered = await feedback.answer_as_operator(http, stack.web_url, token, delivery_id)
+        except (feedback.LoopFailed, aiohttp.ClientError, TimeoutError) as e:
+            return str(e) or type(e).__name__, None
+    asked.question_id, asked.via = answered["id"], answered["via"]
+    asked.published = bool(answered["answer"] and answered["answer"]["published"])
+    if not asked.published:
+        return "the operator's answer was not published", None
+    asked.revision = doc.version
+    say("")
+    say(
+        f"  an enterprise asked about {first.id} through the 有疑问？ link of "
+        f"{partner_id}'s email; the operator answered and published the answer; "
+        f"the revision v{doc.version} follows"
+    )
+    later, settled = await _publish_revision(settings, records, ids, shown, say, timeout)
+    if not settled:
+        return f"the revision did not settle after {timeout:.0f}s", later
+    try:
+        feedback.carried(asked, later, ids[0], stack.smtp.received, stack.hooks.received)
+    except feedback.LoopFailed as e:
+        return str(e), later
+    if doc.contact is not None and doc.contact.email:
+        say("")
+        say(
+            f"  the drafting unit's daily email of questions is due at "
+            f"{settings.question_digest_at} (RELAY_QUESTION_DIGEST_AT): the worker restarts "
+            "with its calendar moved there…"
+        )
+        try:
+            await _question_digest(stack, asked, answered["asked_at"], doc.contact.email, timeout)
+        except (feedback.LoopFailed, RelayError) as e:
+            return str(e), later
+    names = {p.id: p.name for p in partners}
+    say(report.feedback(asked, names))
+    return asked, later
+
+
+async def _publish_revision(
+    settings: Settings,
+    records: list[tuple[str, str | None, bytes | None]],
+    ids: list[str],
+    shown: tuple[dict[str, str], dict[str, Document], list[Partner]],
+    say: Callable[[str], None],
+    timeout: float,
+) -> tuple[Progress, bool]:
+    """Publish the held-back revision, wait for its deliveries, and report them."""
+    titles, documents, partners = shown
+    later = Progress(ids)
+
+    def on_record(rec: kafka.Record) -> None:
+        with contextlib.suppress(ValidationError):
+            for r in audit_records(rec.value or b""):
+                later.add(r)
+
+    await kafka.produce(settings, records)
+    settled = await kafka.follow(settings, topics.AUDIT, on_record, lambda: later.settled, timeout)
+    say(report.render(later, titles, partners=partners, documents=documents))
+    return later, settled
+
+
+async def _question_digest(
+    stack: Stack, asked: feedback.Asked, asked_at: str, address: str, timeout: float
+) -> None:
+    """The drafting unit's daily email of new questions (RELAY_QUESTION_DIGEST_AT): the
+    worker is restarted with its policy calendar moved to just past the hour it is due, as
+    if the office's day had run on; then the email is awaited in the SMTP sink."""
+    ws = stack.worker_settings
+    assert ws is not None and stack.smtp is not None
+    due = feedback.next_digest(
+        datetime.fromisoformat(asked_at), question_digest.digest_time(ws.question_digest_at)
+    )
+    ahead = due - ws.clock.now() + timedelta(seconds=2)
+    if ahead > timedelta(0):
+        offset = ws.clock.offset + ahead
+        await stack.restart_worker(ws.replace(clock_offset=f"{offset.total_seconds():.0f}s"))
+    deadline = time.monotonic() + timeout
+    while (mail := feedback.digest_mail(stack.smtp.received, address)) is None:
+        if time.monotonic() > deadline:
+            raise feedback.LoopFailed(
+                f"the drafting unit's daily email of questions to {address} did not arrive "
+                f"within {timeout:.0f}s"
+            )
+        await asyncio.sleep(0.2)
+    asked.digest_to, asked.digest_at = address, due
+    asked.digest_subject = str(mail.message["Subject"])
+    asked.digest_mail = mail.path
 
 
 def _platform_hosts() -> str:

@@ -6,10 +6,12 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from relay.core.chatbots import FACTS
+from relay.core.clock import SHANGHAI
 from relay.core.matching.explain import criteria, explain, scope_values
 from relay.core.matching.reference import match_partner
 from relay.core.models import Dimension, Document, MatchResult, Partner
 from relay.core.settling import Progress
+from relay.embedded.feedback import ANSWER, ASKER, QUESTION, Asked
 
 STATUS_LABEL = {
     "delivered": "已送达 delivered",
@@ -157,3 +159,37 @@ def render(
         out.append("")
         out.append(f"✗ 拒收 rejected record without an event id [{r.reason}]: {r.detail}")
     return "\n".join(out)
+
+
+def feedback(asked: Asked, names: Mapping[str, str]) -> str:
+    """The feedback loop in plain words: who asked what through which partner, the answer,
+    and how many partners the revision carried it to."""
+    via = "有疑问？ link in its email" if asked.via == "link" else f"{asked.via}"
+    partner = names.get(asked.partner_id, asked.partner_id)
+    published = "published it to the FAQ" if asked.published else "did NOT publish it"
+    emails, hooks = len(asked.carried_by_email), len(asked.carried_by_webhook)
+    return "\n".join(
+        [
+            "",
+            f"■ 有疑问？ questions back to the drafting unit: {asked.document_id} — {asked.title}",
+            f"  问 {ASKER} asked through {asked.partner_id} ({partner}), via the {via} of "
+            f"v{asked.version}:",
+            f"      {QUESTION}",
+            f"  答 the operator answered through the API and {published} (常见问题解答):",
+            f"      {ANSWER}",
+            f"  → revision v{asked.revision} carried it under 常见问题解答 to "
+            f"{len(asked.partners_carried)} partners ({emails} emails, {hooks} webhooks)"
+            + (f"; e.g. {asked.revision_mail}" if asked.revision_mail else ""),
+        ]
+        + (
+            [
+                f"  ✉ the drafting unit (the document's contact, {asked.digest_to}) got its daily "
+                f"email of new questions at {asked.digest_at.astimezone(SHANGHAI):%H:%M} "
+                "(the demo moved its worker's calendar there):",
+                f"      {asked.digest_subject}"
+                + (f" — {asked.digest_mail}" if asked.digest_mail else ""),
+            ]
+            if asked.digest_at is not None
+            else []
+        )
+    )

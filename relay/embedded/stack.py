@@ -227,10 +227,15 @@ class Stack:
                 self.start_worker()
 
     def worker_env(self) -> dict[str, str]:
-        """The worker's environment: ours, minus RELAY_*, plus every worker setting."""
+        """The worker's environment: ours, with every RELAY_* setting as the stack resolved it
+        (from the same variables, with the stack's own changes), and RELAY_FAUST_* as is."""
         ws = self.worker_settings
         assert ws is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("RELAY_") or k.startswith("RELAY_FAUST_")
+        }
         for name, value in ws.model_dump().items():
             if value is None:
                 continue
@@ -264,6 +269,15 @@ class Stack:
         if proc is not None:
             proc.kill()
             await asyncio.to_thread(proc.wait, 10)
+
+    async def restart_worker(self, settings: Settings) -> None:
+        """Stop the worker (as its service manager would) and start one with ``settings``,
+        e.g. its policy calendar moved; returns once it is ready."""
+        proc, self.worker = self.worker, None  # so the supervisor does not start one too
+        await asyncio.to_thread(stop_process, proc, 15)
+        self.worker_settings = settings
+        self.start_worker()
+        await self.wait_ready()
 
     @property
     def web_url(self) -> str:

@@ -19,6 +19,7 @@ from mode import Service
 
 from relay.adapters.chatbots import ChatSender
 from relay.adapters.email import EmailSender
+from relay.adapters.http import trust_store
 from relay.adapters.webhook import WebhookSender
 from relay.core import pacing, topics
 from relay.core.intake import Check, default_checks
@@ -142,12 +143,16 @@ class Runtime:
         self.accepted.listeners.append(self.trace.add_document)
         #: Every question and answer (item 6), read whole: the FAQ of any document.
         self.questions = QuestionView(settings)
+        tls = trust_store(settings.extra_ca_file)
         self.webhooks = WebhookSender(
-            timeout=settings.webhook_timeout, allow_private=settings.allow_private_webhooks
+            timeout=settings.webhook_timeout,
+            allow_private=settings.allow_private_webhooks,
+            ssl_context=tls,
         )
         self.chat = ChatSender(
             timeout=settings.webhook_timeout,
             allow_private=settings.allow_private_webhooks,
+            ssl_context=tls,
             production=settings.profile == Profile.production,
             route=settings.bot_sink_url,
         )

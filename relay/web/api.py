@@ -2,9 +2,11 @@
 
 Health and metrics here; the API's routes live beside it: ``partners`` (profiles, channels,
 tokens), ``deliveries`` (a partner's deliveries, acknowledgements), ``documents`` (operator),
-``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``catalogues`` (the code
-catalogues with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
-``document_page`` (a document's page), ``questions``.
+``dashboard`` (the operator's page at ``/`` and the JSON it polls), ``partner_page`` (the
+partner's page at ``/partner`` and ``/api/v1/me``), ``catalogues`` (the code catalogues
+with their names, for the pages' pickers), ``docs`` (``/docs``, served offline),
+``document_page`` (a document's page), ``questions``, ``registry`` (this worker's partner
+registry in brief, to compare across workers).
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from relay.web import (
     docs,
     document_page,
     documents,
+    partner_page,
     partners,
     questions,
+    registry,
 )
 from relay.web.errors import ApiError, describe, error
 from relay.web.limits import BodyLimit
@@ -162,9 +166,12 @@ def create_api(rt: Runtime) -> FastAPI:
     api.include_router(dashboard.router)
     api.include_router(documents.router)
     api.include_router(partners.router)
+    api.include_router(registry.router)
     api.include_router(deliveries.partner_router)
     api.include_router(deliveries.router)
     api.include_router(catalogues.router)
+    api.include_router(partner_page.page_router)
+    api.include_router(partner_page.router)
     api.include_router(questions.router)
     api.include_router(document_page.router)
     return api

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from functools import cache
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Query, Request
@@ -20,14 +19,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from relay.core.logs import get_logger
 from relay.core.models import DeliveryStatus
-from relay.core.rendering import TEMPLATES
 from relay.core.stats import lag_by_topic
 from relay.core.trace import DEAD_LETTERED, DocumentTrace, TraceBook
 from relay.runtime.app import Runtime
 from relay.runtime.registry import PartnerBook
 from relay.runtime.watchdog import consumer_progress
 from relay.web import pages
-from relay.web.errors import not_found, responses
+from relay.web.errors import responses
 from relay.web.schemas import (
     ConsumerLag,
     DashboardOut,
@@ -47,7 +45,6 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["operator"])
 page_router = APIRouter(tags=["operations"])
 
-STATIC = TEMPLATES / "web" / "static"
 #: The only files served under /static/, with their types.
 STATIC_TYPES = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -270,14 +267,6 @@ async def dashboard_page() -> HTMLResponse:
     return pages.page("dashboard.html.j2", headers=pages.DASHBOARD_HEADERS)
 
 
-@cache
-def _static(name: str) -> bytes:
-    return (STATIC / name).read_bytes()
-
-
 @page_router.get("/static/{name}", include_in_schema=False)
 async def static(name: str) -> Response:
-    media_type = STATIC_TYPES.get(name)
-    if media_type is None:
-        raise not_found(f"/static/{name}")
-    return Response(_static(name), media_type=media_type, headers=pages.STATIC_HEADERS)
+    return pages.static_file(name, STATIC_TYPES, "/static/")

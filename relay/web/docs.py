@@ -15,12 +15,11 @@ from functools import cache
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from relay.core.rendering import TEMPLATES
 from relay.web import pages
 from relay.web.errors import not_found
 
 SWAGGER_UI_VERSION = "5.35.0"
-STATIC = TEMPLATES / "web" / "static"
+STATIC = pages.STATIC
 ASSETS = "/docs/static"
 
 #: The only files served under /docs/static/: their place under STATIC and their types.

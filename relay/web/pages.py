@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from relay.core.rendering import TEMPLATES
+from relay.web.errors import not_found
+
+#: The pages' own scripts, styles and icons.
+STATIC = TEMPLATES / "web" / "static"
 
 #: The token is in the URL: no referrer, no caching, no framing, nothing loaded from elsewhere.
 PAGE_HEADERS = {
@@ -68,3 +73,17 @@ def problem(status: int, message: str, kicker: str = "政策接力 · 转发确�
     above the heading, naming the page they were on)."""
     heading = PROBLEMS.get(status, "出错了")
     return page("problem.html.j2", status, heading=heading, message=message, kicker=kicker)
+
+
+@cache
+def _static(name: str) -> bytes:
+    return (STATIC / name).read_bytes()
+
+
+def static_file(name: str, types: Mapping[str, str], prefix: str) -> Response:
+    """One of a page's own files (`types`: the only names served under `prefix`, with their
+    media types); anything else is 404."""
+    media_type = types.get(name)
+    if media_type is None:
+        raise not_found(f"{prefix}{name}")
+    return Response(_static(name), media_type=media_type, headers=STATIC_HEADERS)

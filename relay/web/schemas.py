@@ -573,6 +573,17 @@ class WorkerOut(BaseModel):
     partners: int
 
 
+class RegistryOut(BaseModel):
+    """This worker's partner registry in brief: workers that agree show the same."""
+
+    partners: int = Field(description="partners held")
+    fingerprint: str = Field(
+        description="`<count>-<hash>` of every partner record applied, whatever their order"
+    )
+    position: int = Field(description="the next offset of the partners topic to apply")
+    caught_up: bool = Field(description="the registry has read the partners topic to its end")
+
+
 class Overview(BaseModel):
     """The plain figures at the top of the dashboard: every document, every version."""
 

@@ -21,6 +21,7 @@ from tests.helpers.api import (
     publish,
     unique,
 )
+from tests.helpers.registry import topic_fingerprint
 from tests.integration.conftest import ApiUnderTest
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -46,7 +47,8 @@ async def test_operator_creates_a_partner_and_gets_its_token_once(api: ApiUnderT
 
     mine = await api.http.get(f"/api/v1/partners/{pid}", headers=bearer(token))
     assert mine.status_code == 200 and mine.json()["interests"]["tags_any"] == [tag]
-    listed = await api.http.get("/api/v1/partners", headers=api.op)
+    # The whole list: other tests of the session may have added over 1,000 partners.
+    listed = await api.http.get("/api/v1/partners?limit=10000", headers=api.op)
     assert listed.status_code == 200
     assert pid in [p["id"] for p in listed.json()]
     # Neither tokens, nor their hashes, nor webhook secrets are ever shown again. (The
@@ -119,6 +121,42 @@ async def test_put_is_seen_by_the_next_read_and_by_the_next_document(api: ApiUnd
     assert {d["document_id"] for d in items} == {live_doc["document"]["id"]}
     arrived = await api.hooks.wait_for(1, path=path)
     assert [h.payload["data"]["document"]["id"] for h in arrived] == [live_doc["document"]["id"]]
+
+
+async def test_the_registry_fingerprint_follows_each_change_as_the_partners_topic_has_it(
+    api: ApiUnderTest,
+) -> None:
+    async def registry() -> dict[str, Any]:
+        r = await api.http.get("/api/v1/registry", headers=api.op)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    async def matches_topic() -> dict[str, Any] | None:
+        # Another test's change (a channel disabled) may land between the two reads.
+        mine, topic = await registry(), await topic_fingerprint(api.relay.settings)
+        return mine if mine["fingerprint"] == topic else None
+
+    before = await eventually(matches_topic, what="the registry as the topic has it")
+    pid, tag = unique("p-print"), unique("tag")
+    token = await create_partner(api, pid, tag, [hook(api, pid)[1]])
+    created = await eventually(matches_topic, what="the registry with the new partner")
+    assert created["partners"] == before["partners"] + 1
+    assert created["fingerprint"].startswith(f"{created['partners']}-")
+    assert created["position"] > before["position"] and created["caught_up"] is True
+
+    r = await api.http.put(
+        f"/api/v1/partners/{pid}", json={"name": "改名的协会"}, headers=bearer(token)
+    )
+    assert r.status_code == 200
+    renamed = await eventually(matches_topic, what="the registry with the renamed partner")
+    assert renamed["partners"] == created["partners"]
+    assert renamed["fingerprint"] != created["fingerprint"]
+    listed = await api.http.get("/api/v1/partners", params={"limit": 10_000}, headers=api.op)
+    assert len(listed.json()) == renamed["partners"]
+    # Operator only: a partner's own token does not read it.
+    mine = await api.http.get("/api/v1/registry", headers=bearer(token))
+    assert mine.status_code == 403
 
 
 async def test_put_refuses_what_it_does_not_manage(api: ApiUnderTest) -> None:

@@ -71,6 +71,7 @@ OPERATOR_REQUESTS: list[tuple[str, str, Any]] = [
     ("POST", "/api/v1/dead-letters/replay", {"all": True}),
     ("GET", "/api/v1/dashboard", None),
     ("GET", "/api/v1/documents", None),
+    ("GET", "/api/v1/registry", None),
 ]
 
 

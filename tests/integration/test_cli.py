@@ -162,6 +162,61 @@ def test_demo_prints_the_report_and_exits_zero(tmp_path: Path) -> None:
     ]
     for label in ("[政策推送]", "[政策修订]", "[政策废止]", "[到期提醒]"):
         assert any(s.startswith(label) for s in subjects), (label, subjects)
+    # The feedback loop: a question through the 有疑问？ link of a real email, answered and
+    # published by the operator, carried by the held-back revision to every partner it went to.
+    loop = re.search(
+        r"■ 有疑问？ questions back to the drafting unit: QE5320000-2023-07 — .*\n"
+        r"  问 (.+) asked through ([a-z-]+) \(.+\), via the 有疑问？ link in its email of v1:\n"
+        r"      (.+)\n"
+        r"  答 the operator answered through the API and published it to the FAQ "
+        r"\(常见问题解答\):\n"
+        r"      (.+)\n"
+        r"  → revision v2 carried it under 常见问题解答 to (\d+) partners "
+        r"\((\d+) emails, (\d+) webhooks\); e\.g\. (\S+\.eml)\n",
+        out,
+    )
+    assert loop, out[-3000:]
+    asker, via, question, answer = loop.groups()[:4]
+    partners, emails, hooks = map(int, loop.groups()[4:7])
+    revision = out.split("■ 05-ic-industry-support-revised.json")[1].split("■ 有疑问？")[0]
+    rows = re.findall(r"^  ([a-z-]+) +(已送达 delivered|-) +(已送达 delivered|-)", revision, re.M)
+    assert partners == len(rows) > 1 and via in [r[0] for r in rows]
+    assert emails == sum(r[1] != "-" for r in rows) and hooks == sum(r[2] != "-" for r in rows)
+    assert out.index("■ 补发 catch-up: ") < out.index("■ 05-ic-industry-support-revised.json")
+
+    def read(path: Path) -> email.message.EmailMessage:
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        return msg
+
+    mails = [read(p) for p in sorted((tmp_path / "demo" / "mail").glob("*.eml"))]
+
+    def text(m: email.message.EmailMessage) -> str:
+        body = m.get_body(preferencelist=("plain",))
+        assert body is not None
+        return str(body.get_content()).replace("\r\n", "\n")
+
+    revised = [text(m) for m in mails if m["Subject"].startswith("[政策修订]")]
+    assert len(revised) == emails
+    shown = read(Path(loop.group(8)))  # the file the report points to
+    assert shown["Subject"].startswith("[政策修订]") and text(shown) in revised
+    for t in revised:
+        assert f"常见问题解答\n------------\n问：{question}\n答：{answer}" in t
+        assert asker not in t  # the FAQ names no asker
+    ic = "集成电路产业"
+    first = [text(m) for m in mails if m["Subject"].startswith("[政策推送]") and ic in m["Subject"]]
+    assert first and all(question not in t for t in first)
+    # The drafting unit's daily email (the demo moves its worker's calendar to the hour).
+    unit = re.search(
+        r"  ✉ the drafting unit \(the document's contact, (\S+)\) got its daily email of new "
+        r"questions at \d\d:\d\d .*\n      (\[政策咨询\] .+) — (\S+\.eml)\n",
+        out,
+    )
+    assert unit, out[-2000:]
+    (digest,) = [m for m in mails if unit.group(1) in str(m["To"])]
+    assert read(Path(unit.group(3)))["Message-ID"] == digest["Message-ID"]
+    assert digest["Subject"] == unit.group(2) and "共1条" in digest["Subject"]
+    assert question in text(digest) and asker in text(digest)
     # Why each sample partner that got nothing got nothing.
     assert "∅ 未推送 huaxin-logistics-park: 已暂停接收 (paused)" in out
     assert re.search(r"∅ 未推送 qingpu-software-association: 只关注 .*\(tags filter\)", out)

@@ -412,11 +412,19 @@ async def test_every_operator_page_fits_the_screen(
         if size is PHONE:
             # A table became a list: each value sits beside its label, all on the screen.
             # (Measured in one go: the page redraws the row every two seconds.)
+            # A measurement that lands on a row being redrawn is taken again.
             cell = row.locator('[data-field="enterprises_reached"]')
-            label, right = await cell.evaluate(
-                "e => [getComputedStyle(e, '::before').content, e.getBoundingClientRect().right]"
-            )
-            assert label == '"触达企业"' and 0 < right <= 390
+
+            async def labelled_on_screen() -> list[object] | None:
+                got: list[object] = await cell.evaluate(
+                    "e => [getComputedStyle(e, '::before').content,"
+                    " e.getBoundingClientRect().right]"
+                )
+                label, right = got
+                fits = label == '"触达企业"' and isinstance(right, int | float) and 0 < right <= 390
+                return got if fits else None
+
+            await eventually(labelled_on_screen, timeout=10, what="the row's 触达企业, labelled")
 
         await page.goto(f"{api.relay.stack.web_url}/documents/{doc_id}")
         partner = page.locator(f'tr.partner[data-partner-id="{bad}"]')

@@ -15,7 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +71,14 @@ class Worker:
 
 @dataclass
 class Pair:
+    """Workers of one group on a stack of their own: two to begin with, more may join.
+
+    ``workers`` are those meant to be running; one that left for good moves to ``gone``.
+    """
+
     relay: RelayUnderTest
     workers: list[Worker]
+    gone: list[Worker] = field(default_factory=list)
 
     @property
     def urls(self) -> list[str]:
@@ -98,6 +104,21 @@ class Pair:
             proc.kill()
             await asyncio.to_thread(proc.wait, 10)
 
+    async def leave(self, w: Worker, timeout: float = 30) -> int:
+        """Stop ``w`` for good with SIGTERM, as an orchestrator scaling down does; its exit
+        code."""
+        assert w is not self.workers[0], "the stack's own worker is restarted by the stack"
+        proc, w.proc = w.proc, None
+        assert proc is not None
+        proc.terminate()
+        try:
+            code = await asyncio.to_thread(proc.wait, timeout)
+        finally:
+            stop_process(proc, timeout=5)  # already gone, unless it outlived the timeout
+        self.workers.remove(w)
+        self.gone.append(w)
+        return code
+
     def stop_all(self) -> None:
         for w in self.workers[1:]:
             stop_process(w.proc, timeout=20)
@@ -107,7 +128,7 @@ class Pair:
         """Lines where a safety net acted, in any worker's log."""
         return [
             f"{w.name}: {line}"
-            for w in self.workers
+            for w in self.workers + self.gone
             for line in safety_net_lines(w.log.read_text(errors="replace"))
         ]
 
@@ -121,11 +142,13 @@ async def readyz(http: aiohttp.ClientSession, w: Worker) -> dict[str, Any] | Non
         return None
 
 
-def coverage_problems(assignments: dict[str, dict[str, list[int]]]) -> list[str]:
+def coverage_problems(
+    assignments: dict[str, dict[str, list[int]]], partitions: int = PARTITIONS
+) -> list[str]:
     """Partitions of the agents' topics held by no worker or by more than one."""
     problems = []
     for topic in sorted(topics.CONSUMED):
-        holders: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+        holders: dict[int, list[str]] = {p: [] for p in range(partitions)}
         for name, held in assignments.items():
             for p in held.get(topic, []):
                 holders[p].append(name)
@@ -149,7 +172,7 @@ async def wait_until_each_partition_has_one_owner(pair: Pair, timeout: float = 6
                 if body is None:
                     problems.append(f"{w.name} not ready")
                 assignments[w.name] = body["assignment"] if body else {}
-            problems += coverage_problems(assignments)
+            problems += coverage_problems(assignments, pair.relay.settings.topic_partitions)
             if not problems:
                 return
             assert time.monotonic() < deadline, f"after {timeout:.0f}s: {problems}"
@@ -171,19 +194,24 @@ async def wait_until_lag_is_zero(pair: Pair, timeout: float = 60) -> None:
 
 @contextlib.asynccontextmanager
 async def running_pair(
-    run_dir: Path, membership: Membership, session: float | None = None
+    run_dir: Path,
+    membership: Membership,
+    session: float | None = None,
+    partitions: int = PARTITIONS,
+    **settings: Any,
 ) -> AsyncIterator[Pair]:
-    """Two workers in one group on a stack of their own; static membership needs ids."""
+    """Two workers in one group on a stack of their own; static membership needs ids.
+    ``settings``: more of the workers' settings."""
     static = membership == Membership.static
     with SMTPRecorder() as smtp:
         async with WebhookReceiver({}) as hooks:
-            settings = Settings(
+            worker_settings = Settings(
                 app_id=f"relay-pair-{uuid.uuid4().hex[:8]}",
                 web_port=free_port(),
                 smtp_host=smtp.host,
                 smtp_port=smtp.port,
                 data_dir=run_dir,
-                topic_partitions=PARTITIONS,
+                topic_partitions=partitions,
                 retry_schedule=(0.5, 1.0, 1.0, 2.0),
                 retry_floor=1.0,
                 retry_tick=0.2,
@@ -192,8 +220,9 @@ async def running_pair(
                 group_membership=membership,
                 group_session_timeout=session,
                 instance_id="worker-1" if static else None,
+                **settings,
             )
-            stack = Stack(settings, [], run_dir=run_dir, broker_port=free_port())
+            stack = Stack(worker_settings, [], run_dir=run_dir, broker_port=free_port())
             async with stack:
                 assert stack.worker_settings is not None
                 relay = RelayUnderTest(stack, hooks, smtp, stack.worker_settings)

@@ -1,7 +1,8 @@
 """The compatibility module (relay/adapters/compat.py): its start-up check, and the Faust
 fixes: the fetch never reads an empty set of active
 partitions as "all of them"; recovery seeks before resuming the stream partitions, and
-nothing runs in between resuming them, clearing the queues and turning the flow on."""
+nothing runs in between resuming them, clearing the queues and turning the flow on; a
+partition the group never committed is sought to its beginning."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ UPSTREAM = {
     "on_recovery_completed": "6ef567acf072e46d",
     "_resume_streams": "d986a6710c1aca98",
     "_fetch_records": "39a2c6c79fc1455a",
+    "perform_seek": "0e8c130ff4b0afd8",
 }
 
 
@@ -88,6 +90,51 @@ async def test_no_active_partition_fetches_nothing_instead_of_everything(
     assert await compat._fetch_records(None, None, live, timeout=1.0) == {}
     assert len(seen) == 1  # aiokafka was not asked, so it could not drain every partition
     assert await compat._fetch_records(None, None, None) == {"records": "of everything"}
+
+
+async def test_a_partition_the_group_never_committed_is_sought_to_its_beginning() -> None:
+    """Race 3: aiokafka seeks only committed offsets above 0, so records dropped while the
+    flow was off would never be read again in a partition the group never committed."""
+    from aiokafka import TopicPartition
+
+    fresh, zero = TopicPartition("documents.published", 4), TopicPartition("relay.retry", 0)
+    done, changelog = TopicPartition("relay.audit", 1), TopicPartition("a-ledger-changelog", 4)
+    committed = {fresh: None, zero: 0, done: 7, changelog: None}
+    sought: list[Any] = []
+    consumer = SimpleNamespace(
+        _read_offset={},
+        _committed_offset={},
+        seek_to_committed=AsyncMock(return_value=committed),
+        _thread=SimpleNamespace(
+            seek_to_beginning=AsyncMock(side_effect=lambda *tps: sought.extend(tps))
+        ),
+        app=SimpleNamespace(tables=SimpleNamespace(changelog_topics={changelog.topic})),
+    )
+    await compat.perform_seek(consumer)
+    # The changelogs are recovery's business; the committed partition was sought by aiokafka.
+    assert sorted(sought) == sorted([fresh, zero])
+    # What Faust itself keeps is as before: read offsets, and the committed ones it knows.
+    assert consumer._read_offset == {fresh: None, zero: 0, done: 7, changelog: None}
+    assert {(tp.topic, tp.partition): o for tp, o in consumer._committed_offset.items()} == {
+        ("relay.retry", 0): None,
+        ("relay.audit", 1): 7,
+    }
+
+
+async def test_nothing_is_sought_to_the_beginning_when_every_partition_was_committed() -> None:
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition("documents.published", 0)
+    consumer = SimpleNamespace(
+        _read_offset={},
+        _committed_offset={},
+        seek_to_committed=AsyncMock(return_value={tp: 3}),
+        _thread=SimpleNamespace(seek_to_beginning=AsyncMock()),
+        app=SimpleNamespace(tables=SimpleNamespace(changelog_topics=set())),
+    )
+    await compat.perform_seek(consumer)
+    consumer._thread.seek_to_beginning.assert_not_awaited()
+    assert consumer._read_offset == {tp: 3}
 
 
 def _recovery(order: list[str]) -> Any:
@@ -189,3 +236,6 @@ def test_install_applies_the_fixes_once() -> None:
     assert Recovery.on_recovery_completed is compat.on_recovery_completed
     assert Recovery._resume_streams is compat._resume_streams
     assert AIOKafkaConsumerThread._fetch_records is compat._fetch_records
+    from faust.transport.consumer import Consumer
+
+    assert Consumer.perform_seek is compat.perform_seek

@@ -9,14 +9,21 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
 
 from relay.agents import documents as agent
-from relay.core import topics
+from relay.core import planning, topics
 from relay.core.errors import InvalidEvent
-from relay.core.models import INTENT_JSON, AuditRecord, DocumentSource, delivery_intents
+from relay.core.models import (
+    INTENT_JSON,
+    AuditRecord,
+    DocumentEvent,
+    DocumentSource,
+    Notification,
+    delivery_intents,
+)
 from relay.core.retry import RateLimiter
 from relay.core.settings import Settings
 from relay.runtime.app import Runtime
@@ -149,6 +156,59 @@ async def test_match_ignores_the_same_event_a_second_time() -> None:
     await agent._match_one(cast(Runtime, rt), raw, source)
     assert sum(len(v) for v in rt.out.intents.values()) == planned
     assert rt.audit.records[-1].kind == "event.duplicate"
+
+
+async def test_a_large_fan_out_sends_its_first_intents_before_the_rest_is_planned(
+    monkeypatch: Any,
+) -> None:
+    """The match step streams: the first slice of intents is on its way while most of the
+    notifications are not built yet, and every intent keeps the id an unstreamed plan
+    gives it (a crash mid-stream redoes the event under the same ids)."""
+    built: list[str] = []
+
+    class CountedNotification(Notification):
+        def __init__(self, **data: Any) -> None:
+            super().__init__(**data)
+            built.append(self.partner_id)
+
+    monkeypatch.setattr(planning, "Notification", CountedNotification)
+    partners = [partner(f"p-{i:04d}", coverage={"regions": [REGION]}) for i in range(1000)]
+    rt = fake_runtime(*partners)
+    sends: list[tuple[int, int]] = []  # (intents in this send, notifications built by then)
+    keep = rt.out.send_intents
+
+    async def spy(topic: str, intents: list[Any]) -> None:
+        sends.append((len(intents), len(built)))
+        await keep(topic, intents)
+
+    rt.out.send_intents = spy
+    raw = json.dumps(event(id="DOC-BIG", scope={"regions": [REGION]})).encode()
+    source = DocumentSource(partition=1, offset=3)
+    await agent._match_one(cast(Runtime, rt), raw, source)
+
+    assert len(built) == 1000
+    first_sent, built_by_then = next(s for s in sends if s[0])
+    assert 0 < built_by_then < 1000 and first_sent <= built_by_then
+    sent = [
+        i["delivery_id"]
+        for topic in (topics.DELIVER_EMAIL, topics.DELIVER_WEBHOOK)
+        for i in rt.out.intents[topic]
+    ]
+    assert len(sent) == len(set(sent)) == 2000  # two channels each, each once
+    whole = planning.plan_event(
+        DocumentEvent.model_validate_json(raw),
+        None,
+        rt.registry.book.match(DocumentEvent.model_validate_json(raw).document),
+        lookup=rt.registry.book.get,
+        judge=rt.registry.book.judge,
+        now=datetime.now(UTC),
+        source=source,
+    )
+    assert set(sent) == {d.delivery_id for n in whole.notifications for d in n.deliveries}
+    [matched] = [r for r in rt.audit.records if r.kind == "document.matched"]
+    assert set(matched.deliveries) == set(sent)
+    assert rt.audit.records[-1] is matched  # the last record: written once all is out
+    assert set(rt.documents["DOC-BIG"]["recipients"]) == {p.id for p in partners}
 
 
 async def test_reminders_and_catch_ups_come_from_the_kept_document_when_its_record_is_gone() -> (
