@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 #: Partner tokens start with this, so a leaked one is recognisable (secret scanners, logs).
 PARTNER_TOKEN_PREFIX = "prt_"
@@ -59,14 +59,7 @@ def link_token_ok(
 ) -> bool:
     """Whether ``token`` is the acknowledgement-link token of ``delivery_id``, signed with
     the link secret or (while rotating it) the ``previous`` one."""
-    if not token:
-        return False
-    given = token.encode("utf-8", "replace")
-    found = False
-    for secret in (link_secret, previous):
-        if secret:
-            found |= hmac.compare_digest(link_token(secret, delivery_id).encode(), given)
-    return found
+    return _signed(token, (link_secret, previous), lambda secret: link_token(secret, delivery_id))
 
 
 def question_token(link_secret: str, delivery_id: str, expires: int) -> str:
@@ -86,14 +79,21 @@ def question_token_ok(
 ) -> bool:
     """Whether ``token`` signs (``delivery_id``, ``expires``) with the link secret or (while
     rotating it) the ``previous`` one; expiry is the caller's check."""
+    return _signed(
+        token, (link_secret, previous), lambda secret: question_token(secret, delivery_id, expires)
+    )
+
+
+def _signed(token: str, keys: tuple[str | None, ...], expected: Callable[[str], str]) -> bool:
+    """Whether ``token`` is what ``expected`` makes with any of the (set) ``keys``; every
+    key is compared, in constant time."""
     if not token:
         return False
     given = token.encode("utf-8", "replace")
     found = False
-    for secret in (link_secret, previous):
-        if secret:
-            expected = question_token(secret, delivery_id, expires)
-            found |= hmac.compare_digest(expected.encode(), given)
+    for key in keys:
+        if key:
+            found |= hmac.compare_digest(expected(key).encode(), given)
     return found
 
 
