@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,33 @@ def run_relay_cli(
     )
 
 
+def stack_settings(name: str, smtp: SMTPRecorder, run_dir: Path, **tuned: Any) -> Settings:
+    """A test stack's settings: an app id of its own, a free web port, the SMTP recorder,
+    the run's data dir, the tests' operator token and link secret; ``tuned``: the rest."""
+    return Settings(
+        app_id=f"relay-{name}-{uuid.uuid4().hex[:8]}",
+        web_port=free_port(),
+        smtp_host=smtp.host,
+        smtp_port=smtp.port,
+        data_dir=run_dir,
+        operator_token="test-operator-token",
+        link_secret="test-link-secret",
+        **tuned,
+    )
+
+
+@asynccontextmanager
+async def own_relay(name: str, run_dir: Path, **tuned: Any) -> AsyncIterator[RelayUnderTest]:
+    """A stack of a module's own, without partners, with its own SMTP recorder and webhook
+    receiver (see :func:`stack_settings`)."""
+    with SMTPRecorder() as smtp:
+        async with WebhookReceiver({}) as hooks:
+            settings = stack_settings(name, smtp, run_dir, **tuned)
+            async with Stack(settings, [], run_dir=run_dir, broker_port=free_port()) as stack:
+                assert stack.worker_settings is not None
+                yield RelayUnderTest(stack, hooks, smtp, stack.worker_settings)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RelayUnderTest]:
     partners = load_partners(ROOT / "config" / "partners.yaml")
@@ -141,14 +169,10 @@ async def relay(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Relay
                 )
                 for p in partners
             ]
-            settings = Settings(
-                app_id=f"relay-test-{uuid.uuid4().hex[:8]}",
-                web_port=free_port(),
-                smtp_host=smtp.host,
-                smtp_port=smtp.port,
-                data_dir=run_dir,
-                operator_token="test-operator-token",
-                link_secret="test-link-secret",
+            settings = stack_settings(
+                "test",
+                smtp,
+                run_dir,
                 # A compressed retry schedule, floor and timeouts: the fault tests see the
                 # whole retry life of a delivery in seconds.
                 retry_schedule=(0.5, 1.0, 1.0, 2.0),

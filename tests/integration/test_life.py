@@ -23,14 +23,11 @@ import pytest_asyncio
 from relay.core import topics
 from relay.core.clock import SHANGHAI, parse_offset
 from relay.core.models import DingtalkChannel, Partner
-from relay.core.settings import Settings
 from relay.core.signing import new_secret
-from relay.embedded.broker import free_port
-from relay.embedded.stack import Stack
 from tests.helpers import clock
-from tests.helpers.receivers import Received, SMTPRecorder, WebhookReceiver, respond
+from tests.helpers.receivers import Received, respond
 from tests.helpers.waits import wait_consumed
-from tests.integration.conftest import RelayUnderTest
+from tests.integration.conftest import RelayUnderTest, own_relay
 from tests.integration.test_faults import add_partners
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -42,28 +39,18 @@ TAG = "生命周期测试"
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def life(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RelayUnderTest]:
     run_dir = tmp_path_factory.mktemp("life")
-    with SMTPRecorder() as smtp:
-        async with WebhookReceiver({}) as hooks:
-            settings = Settings(
-                app_id=f"relay-life-{uuid.uuid4().hex[:8]}",
-                web_port=free_port(),
-                smtp_host=smtp.host,
-                smtp_port=smtp.port,
-                data_dir=run_dir,
-                operator_token="test-operator-token",
-                link_secret="test-link-secret",
-                # Long enough to kill the worker between an attempt and its retry.
-                retry_schedule=(5.0, 5.0, 5.0, 5.0),
-                retry_floor=1.0,
-                retry_tick=0.2,
-                calendar_tick=0.3,
-                webhook_timeout=2.0,
-                stall_timeout=15.0,
-            )
-            stack = Stack(settings, [], run_dir=run_dir, broker_port=free_port())
-            async with stack:
-                assert stack.worker_settings is not None
-                yield RelayUnderTest(stack, hooks, smtp, stack.worker_settings)
+    async with own_relay(
+        "life",
+        run_dir,
+        # Long enough to kill the worker between an attempt and its retry.
+        retry_schedule=(5.0, 5.0, 5.0, 5.0),
+        retry_floor=1.0,
+        retry_tick=0.2,
+        calendar_tick=0.3,
+        webhook_timeout=2.0,
+        stall_timeout=15.0,
+    ) as relay:
+        yield relay
 
 
 def life_partner(relay: RelayUnderTest, pid: str, park: str, **fields: Any) -> Partner:

@@ -16,12 +16,8 @@ import pytest
 import pytest_asyncio
 
 from relay.core.clock import SHANGHAI
-from relay.core.settings import Settings
-from relay.embedded.broker import free_port
-from relay.embedded.stack import Stack
 from tests.helpers import clock
-from tests.helpers.receivers import SMTPRecorder, WebhookReceiver
-from tests.integration.conftest import RelayUnderTest
+from tests.integration.conftest import RelayUnderTest, own_relay
 from tests.integration.test_faults import add_partners
 from tests.integration.test_life import (
     hooks_of,
@@ -42,25 +38,15 @@ UNIT = "徐泾镇经济发展办公室（测试）"
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def desk(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RelayUnderTest]:
     run_dir = tmp_path_factory.mktemp("desk")
-    with SMTPRecorder() as smtp:
-        async with WebhookReceiver({}) as hooks:
-            settings = Settings(
-                app_id=f"relay-desk-{uuid.uuid4().hex[:8]}",
-                web_port=free_port(),
-                smtp_host=smtp.host,
-                smtp_port=smtp.port,
-                data_dir=run_dir,
-                operator_token="test-operator-token",
-                link_secret="test-link-secret",
-                calendar_tick=0.3,
-                question_digest_at="17:00",
-                webhook_timeout=2.0,
-                stall_timeout=15.0,
-            )
-            stack = Stack(settings, [], run_dir=run_dir, broker_port=free_port())
-            async with stack:
-                assert stack.worker_settings is not None
-                yield RelayUnderTest(stack, hooks, smtp, stack.worker_settings)
+    async with own_relay(
+        "desk",
+        run_dir,
+        calendar_tick=0.3,
+        question_digest_at="17:00",
+        webhook_timeout=2.0,
+        stall_timeout=15.0,
+    ) as relay:
+        yield relay
 
 
 def mails_to(relay: RelayUnderTest, address: str) -> list[EmailMessage]:
